@@ -1,0 +1,91 @@
+"""Token counts on disk, keyed by a hash of the exact text counted, in one SQLite file.
+
+Safe under concurrent runs (WAL, a busy timeout, idempotent inserts). A cache that cannot be
+opened or is corrupt is rebuilt; if even that fails, runs go on without one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("WHOLEREPO_CACHE_DIR")
+    if env:
+        return Path(env)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir("wholerepo", appauthor=False))
+
+
+def text_key(tokenizer: str, text: str) -> str:
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
+    return f"{tokenizer}:{digest}"
+
+
+class TokenCache:
+    """A mapping from text keys to token counts; every failure degrades to a miss."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.path = None if directory is None else directory / f"tokens-v{SCHEMA_VERSION}.sqlite"
+        self._db: sqlite3.Connection | None = None
+        if self.path is not None:
+            self._db = self._open(self.path, retry=True)
+
+    def _open(self, path: Path, retry: bool) -> sqlite3.Connection | None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, tokens INTEGER NOT NULL)")
+            db.execute("SELECT count(*) FROM (SELECT 1 FROM counts LIMIT 1)").fetchone()
+            return db
+        except (sqlite3.Error, OSError):
+            if not retry:
+                return None
+            # A corrupt or foreign file: move it aside and start afresh.
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    Path(str(path) + suffix).unlink()
+                except OSError:
+                    pass
+            return self._open(path, retry=False)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, int]:
+        if self._db is None:
+            return {}
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, int] = {}
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(f"SELECT key, tokens FROM counts WHERE key IN ({marks})", chunk)
+                found.update({k: int(v) for k, v in rows})
+        except sqlite3.Error:
+            return found
+        return found
+
+    def put_many(self, items: dict[str, int]) -> None:
+        if self._db is None or not items:
+            return
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO counts (key, tokens) VALUES (?, ?)", list(items.items())
+                )
+        except sqlite3.Error:
+            pass
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None

@@ -1,0 +1,185 @@
+"""Which files exist and are not ignored: git's own answer, or a .gitignore-aware walk outside git.
+
+Inside a repository the list is exactly ``git ls-files --cached --others --exclude-standard``
+(one call through gitpython, never a process per file), so nested .gitignore files, negations,
+info/exclude, core.excludesFile and force-added files all behave as git decides.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import git
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    import pathspec
+
+SYMLINK_MODE = "120000"
+GITLINK_MODE = "160000"
+LINGUIST_ATTRIBUTES = ("linguist-generated", "linguist-vendored")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One path the repository lists, relative to the packed directory, POSIX style."""
+
+    path: str
+    kind: str = "file"  # file | symlink | submodule | missing
+    attributes: frozenset[str] = field(default_factory=frozenset)  # linguist-generated, ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """The result of discovery: the packed root and every candidate, sorted by path."""
+
+    root: Path
+    candidates: tuple[Candidate, ...]
+    in_git: bool
+    repo_root: Path | None = None
+
+
+def _split_z(out: str) -> list[str]:
+    return [p for p in out.split("\0") if p]
+
+
+def discover(path: Path, *, tracked_only: bool = False) -> Listing:
+    """List the files under ``path`` that git would list (or that a walk keeps outside git)."""
+    if not path.exists():
+        raise UsageError(f"path does not exist: {path}")
+    if not path.is_dir():
+        raise UsageError(f"path is not a directory: {path}")
+    root = path.resolve()
+    try:
+        repo = git.Repo(root, search_parent_directories=True)
+        top = repo.working_tree_dir
+    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
+        top = None
+    except git.GitCommandNotFound as exc:  # pragma: no cover - git missing entirely
+        raise UsageError("the git binary was not found", "install git") from exc
+    if top is None:
+        return Listing(root, tuple(sorted(_walk(root), key=lambda c: c.path)), in_git=False)
+    return _git_listing(repo, Path(top).resolve(), root, tracked_only)
+
+
+_STAGED = re.compile(r"^([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)$", re.DOTALL)
+
+
+def _git_listing(repo: git.Repo, top: Path, root: Path, tracked_only: bool) -> Listing:
+    g = repo.git
+    # One ls-files call, run inside the packed directory: git limits itself to it and prints paths
+    # relative to it. Staged entries carry "mode sha stage<TAB>"; untracked ones are bare paths.
+    cmd = ["git", "-C", str(root), "-c", "core.quotePath=false", "ls-files", "-z", "--stage"]
+    if not tracked_only:
+        cmd += ["--others", "--exclude-standard"]
+    try:
+        out = g.execute(cmd, strip_newline_in_stdout=False)
+    except git.GitCommandError as exc:
+        detail = " ".join(str(exc.stderr).split()) or str(exc)
+        raise UsageError(f"git could not list the files in {root}: {detail}") from exc
+    kinds: dict[str, str] = {}
+    for entry in _split_z(out):
+        staged = _STAGED.match(entry)
+        if staged is None:
+            kinds.setdefault(entry, "file")
+            continue
+        mode, rel = staged.groups()
+        if rel not in kinds:  # an unmerged path appears once per stage
+            kinds[rel] = {SYMLINK_MODE: "symlink", GITLINK_MODE: "submodule"}.get(mode, "file")
+    for rel, kind in kinds.items():
+        if kind != "file":
+            continue
+        try:
+            if stat.S_ISLNK(os.lstat(root / rel).st_mode):
+                kinds[rel] = "symlink"
+        except FileNotFoundError:
+            kinds[rel] = "missing"  # tracked, but deleted from the work tree
+        except OSError:
+            pass
+    attrs = _linguist_attributes(g, str(root), [p for p, k in kinds.items() if k == "file"])
+    candidates = tuple(Candidate(p, kinds[p], attrs.get(p, frozenset())) for p in sorted(kinds))
+    return Listing(root, candidates, in_git=True, repo_root=top)
+
+
+def _linguist_attributes(g: git.Git, cwd: str, paths: list[str]) -> dict[str, frozenset[str]]:
+    """Read linguist-generated/-vendored for all paths in one ``git check-attr --stdin`` call."""
+    if not paths:
+        return {}
+    cmd = ["git", "-C", cwd, "check-attr", "-z", "--stdin", *LINGUIST_ATTRIBUTES]
+    handle = g.execute(cmd, istream=subprocess.PIPE, as_process=True)
+    proc = handle.proc
+    if proc is None:
+        return {}
+    stdout, _ = proc.communicate("\0".join(paths).encode("utf-8", "surrogateescape") + b"\0")
+    if proc.returncode != 0:
+        return {}
+    fields = stdout.decode("utf-8", "surrogateescape").split("\0")
+    found: dict[str, set[str]] = {}
+    for i in range(0, len(fields) - 2, 3):
+        rel, attr, value = fields[i], fields[i + 1], fields[i + 2]
+        if value in ("set", "true"):
+            found.setdefault(rel, set()).add(attr)
+    return {k: frozenset(v) for k, v in found.items()}
+
+
+def _walk(root: Path) -> Iterator[Candidate]:
+    """Walk a plain directory, applying every .gitignore as git would (nested, negations)."""
+    import pathspec
+
+    specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        verdict = False
+        for base, spec in specs:
+            if base and not rel.startswith(base):
+                continue
+            sub = rel[len(base) :] + ("/" if is_dir else "")
+            result = spec.check_file(sub)
+            if result.include is not None:
+                verdict = bool(result.include)
+        return verdict
+
+    def visit(directory: Path, rel_dir: str) -> Iterator[Candidate]:
+        gi = directory / ".gitignore"
+        pushed = False
+        if gi.is_file() and not gi.is_symlink():
+            lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
+            specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
+            pushed = True
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError:
+            entries = []
+        for entry in entries:
+            if entry.name == ".git":
+                continue
+            rel = rel_dir + entry.name
+            try:
+                mode = entry.stat(follow_symlinks=False).st_mode
+            except OSError:
+                continue
+            if stat.S_ISDIR(mode):
+                if not ignored(rel, True):
+                    yield from visit(Path(entry.path), rel + "/")
+            elif not ignored(rel, False):
+                kind = "symlink" if stat.S_ISLNK(mode) else "file"
+                yield Candidate(rel, kind)
+        if pushed:
+            specs.pop()
+
+    yield from visit(root, "")
+
+
+def read_bytes(root: Path, rel: str) -> bytes:
+    """Read one listed file without following a symlink out of the repository."""
+    fd = os.open(root / rel, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    with os.fdopen(fd, "rb") as fh:
+        return fh.read()
