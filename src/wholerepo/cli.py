@@ -259,7 +259,7 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
         settings = settings_for(path, flag_overrides(ctx, params))
         update, stop = progress_callback(params["quiet"])
         try:
-            result = pack(path, settings, on_progress=update)
+            result = pack(path, settings, on_progress=update, keep_file_text=False)
         finally:
             stop()
         if params["manifest"] is not None:

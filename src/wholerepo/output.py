@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import OutputError
@@ -18,7 +19,8 @@ def write_atomic(path: str | Path, text: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(text.encode("utf-8", "replace"))
+            for chunk in _chunks(text):
+                fh.write(chunk)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, target)
@@ -34,11 +36,17 @@ def write_atomic(path: str | Path, text: str) -> None:
                 pass
 
 
+def _chunks(text: str, size: int = 1 << 20) -> Iterator[bytes]:
+    """UTF-8 bytes of ``text`` a slice at a time, so a large pack is never copied whole."""
+    for start in range(0, len(text), size):
+        yield text[start : start + size].encode("utf-8", "replace")
+
+
 def write_stdout(text: str) -> None:
-    data = text.encode("utf-8", "replace")
     try:
         sys.stdout.flush()
-        sys.stdout.buffer.write(data)
+        for chunk in _chunks(text):
+            sys.stdout.buffer.write(chunk)
         sys.stdout.flush()
     except BrokenPipeError:  # e.g. `wholerepo pack | head`: the reader left, which is fine
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -144,12 +144,15 @@ def pack(
     *,
     on_progress: Progress | None = None,
     tokenizer: Tokenizer | None = None,
+    keep_file_text: bool = True,
     **options: Any,
 ) -> Pack:
     """Pack the repository (or plain directory) at ``path``.
 
     ``options`` are Settings fields (``budget=``, ``style=``, ``include=(...)``...) applied over
-    the repository's configuration and the environment.
+    the repository's configuration and the environment. ``keep_file_text=False`` drops each
+    file's text once its section is rendered (``PackedFile.text`` is then None), which keeps the
+    peak memory near twice the output's size.
     """
     root = Path(path)
     if not root.exists():
@@ -173,21 +176,23 @@ def pack(
     redactor = Redactor() if settings.redact else None
     work = [_Work(c) for c in listing.candidates]
     total = len(work)
-    for done, item in enumerate(work, 1):
-        _load(listing.root, item, rules, redactor)
+    for done, w in enumerate(work, 1):
+        _load(listing.root, w, rules, redactor)
+        if w.reason is None:
+            entry = styles.Entry(
+                w.candidate.path,
+                _numbered(w, settings),
+                w.lines,
+                language=styles.language_of(w.candidate.path),
+            )
+            w.section = styles.render_section(settings.style, entry, last=False)
+            if not keep_file_text:
+                w.text = ""
         if done % 256 == 0:
             progress("read", done, total)
     progress("read", total, total)
 
     kept = [w for w in work if w.reason is None]
-    for w in kept:
-        entry = styles.Entry(
-            w.candidate.path,
-            styles.number_lines(w.text, settings.line_numbers, settings.line_number_interval),
-            w.lines,
-            language=styles.language_of(w.candidate.path),
-        )
-        w.section = styles.render_section(settings.style, entry, last=False)
 
     counter = _Counter(settings, tokenizer, progress)
     try:
@@ -313,15 +318,14 @@ def _fit(
         head = _header(listing, paths, settings, skipped, len(kept) - len(chosen))
         sections = [by_path[p].section for p in paths]
         if style == "json" and paths:
-            last = by_path[paths[-1]]
-            entry = styles.Entry(last.candidate.path, _numbered(last, settings), last.lines)
-            sections[-1] = styles.render_section(style, entry, last=True)
+            # The last array element has no trailing comma: "},\n" becomes "}\n".
+            sections[-1] = sections[-1][:-2] + "\n"
             head_n, last_n, foot_n = counter.count([head, sections[-1], footer])
             body = sum(by_path[p].tokens for p in paths[:-1]) + last_n
         else:
             head_n, foot_n = counter.count([head, footer])
             body = sum(by_path[p].tokens for p in paths)
-        return head + "".join(sections) + footer, head_n + body + foot_n
+        return "".join([head, *sections, footer]), head_n + body + foot_n
 
     everything = set(by_path)
     text, n = assemble(everything)
