@@ -64,6 +64,9 @@ class Settings:
     thinking: str = "auto"
     max_retries: int = 4
     prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    retry_backoff: float = 1.0  # seconds before the first retry; doubles each time
+    retry_after_cap: float = 60.0  # the longest Retry-After wait honoured, in seconds
+    stream: bool = True  # stream the reply (progress, keep-what-arrived on faults)
     # where each non-default value came from: key -> "file:<path>" | "env:<VAR>" | "flag"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
 
@@ -80,6 +83,8 @@ class Settings:
             raise ConfigError(f"context_window must be a positive integer, got {self.context_window}")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be positive, got {self.timeout}")
+        if self.retry_backoff < 0 or self.retry_after_cap < 0 or self.max_retries < 0:
+            raise ConfigError("retry_backoff, retry_after_cap and max_retries must not be negative")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -147,6 +152,15 @@ def _coerce(key: str, value: Any, where: str, *, from_text: bool) -> Any:
     raise ConfigError(f"{where}: {key} must be {kind}, got {value!r}")
 
 
+def _check_value(key: str, value: Any, where: str) -> Any:
+    """Apply the Settings rules (choices, positive numbers) to one value, naming where it came from."""
+    try:
+        Settings(**{key: value})
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc.message}", exc.hint) from exc
+    return value
+
+
 def _key(raw: str) -> str:
     return raw.replace("-", "_")
 
@@ -197,7 +211,7 @@ def load_settings(
                 raise ConfigError(f"{file}: unknown key {raw!r}", f"known keys: {', '.join(sorted(FIELDS))}")
             if key in TRUSTED_ONLY and not trust_repository:
                 raise ConfigError(f"{file}: {raw} cannot be set by the repository under review")
-            values[key] = _coerce(key, value, str(file), from_text=False)
+            values[key] = _check_value(key, _coerce(key, value, str(file), from_text=False), str(file))
             sources[key] = f"file:{file}"
     environ = os.environ if env is None else env
     for var, text in sorted(environ.items()):
@@ -206,7 +220,8 @@ def load_settings(
         key = var[len("WHOLEREPO_") :].lower()
         if key not in FIELDS or key == "prices":
             raise ConfigError(f"environment: unknown variable {var}")
-        values[key] = _coerce(key, text, f"environment {var}", from_text=True)
+        where = f"environment {var}"
+        values[key] = _check_value(key, _coerce(key, text, where, from_text=True), where)
         sources[key] = f"env:{var}"
     for key, value in (flags or {}).items():
         if value is None:

@@ -89,7 +89,8 @@ def _git_listing(repo: git.Repo, top: Path, root: Path, tracked_only: bool) -> L
     for entry in _split_z(out):
         staged = _STAGED.match(entry)
         if staged is None:
-            kinds.setdefault(entry, "file")
+            # git prints an untracked nested repository as "dir/": a submodule not yet added.
+            kinds.setdefault(entry, "submodule" if entry.endswith("/") else "file")
             continue
         mode, rel = staged.groups()
         if rel not in kinds:  # an unmerged path appears once per stage

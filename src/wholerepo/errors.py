@@ -44,3 +44,11 @@ class EndpointError(WholerepoError):
 
 class OutputError(WholerepoError):
     """An output could not be written."""
+
+
+class BlankReplyError(EndpointError):
+    """The model's reply was empty or only whitespace (DeepSeek's answer when JSON mode fails)."""
+
+
+class ReplyParseError(EndpointError):
+    """The model's reply holds no usable findings JSON."""

@@ -118,6 +118,10 @@ class Rules:
     ignore_file: pathspec.GitIgnoreSpec | None
     max_file_size: int
     skip_secret_files: bool = True
+    # Packing a subdirectory: the repository root's .wholerepoignore, matched against paths
+    # relative to the root (outer_prefix + path), as git matches a .gitignore.
+    outer_ignore: pathspec.GitIgnoreSpec | None = None
+    outer_prefix: str = ""
 
     @classmethod
     def build(
@@ -127,10 +131,30 @@ class Rules:
         ignore_lines: Iterable[str] | None,
         max_file_size: int,
         skip_secret_files: bool = True,
+        outer_lines: Iterable[str] | None = None,
+        outer_prefix: str = "",
     ) -> Rules:
         inc, exc = list(include), list(exclude)
-        lines = [line for line in ignore_lines or [] if line.strip() and not line.startswith("#")]
-        return cls(_spec(inc), _spec(exc), _spec(lines), max_file_size, skip_secret_files)
+        lines = _pattern_lines(ignore_lines)
+        outer = _spec(_pattern_lines(outer_lines))
+        return cls(
+            _spec(inc), _spec(exc), _spec(lines), max_file_size, skip_secret_files, outer, outer_prefix
+        )
+
+    def ignored(self, path: str) -> bool:
+        """Whether the .wholerepoignore files leave ``path`` out; the nearer file decides last."""
+        verdict = False
+        if self.outer_ignore is not None:
+            verdict = bool(self.outer_ignore.match_file(self.outer_prefix + path))
+        if self.ignore_file is not None:
+            result = self.ignore_file.check_file(path)
+            if result.include is not None:
+                verdict = bool(result.include)
+        return verdict
+
+
+def _pattern_lines(lines: Iterable[str] | None) -> list[str]:
+    return [line for line in lines or [] if line.strip() and not line.startswith("#")]
 
 
 def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
@@ -150,7 +174,7 @@ def by_path(candidate: Candidate, rules: Rules) -> Reason | None:
     if candidate.kind == "missing":
         return Reason.MISSING
     path = candidate.path
-    if rules.ignore_file is not None and rules.ignore_file.match_file(path):
+    if rules.ignored(path):
         return Reason.IGNORED
     if rules.include is not None and not rules.include.match_file(path):
         return Reason.EXCLUDED

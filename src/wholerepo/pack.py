@@ -8,7 +8,7 @@ add up to the count of the whole (see styles.py).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,7 +20,7 @@ from .config import Settings, load_settings
 from .discover import Candidate, Listing, discover, read_bytes
 from .errors import BudgetError, UsageError
 from .redact import Redactor
-from .tokens import Tokenizer, get_tokenizer
+from .tokens import Tokenizer, get_tokenizer, may_hold_control_token
 
 Progress = Callable[[str, int, int], None]
 
@@ -112,16 +112,41 @@ class _Work:
     tokens: int = 0
 
 
-def _read_ignore_file(listing: Listing) -> list[str]:
-    lines: list[str] = []
-    places = [listing.root]
+def _without(listing: Listing, files: Iterable[str | os.PathLike[str]]) -> Listing:
+    """The listing minus the given files (those inside the packed directory)."""
+    paths = set()
+    for file in files:
+        try:
+            paths.add(Path(file).resolve().relative_to(listing.root).as_posix())
+        except ValueError:  # outside the packed directory
+            continue
+    if not paths:
+        return listing
+    return replace(listing, candidates=tuple(c for c in listing.candidates if c.path not in paths))
+
+
+def _read_ignore_file(place: Path) -> list[str]:
+    file = place / ".wholerepoignore"
+    if file.is_file() and not file.is_symlink():
+        return file.read_text(encoding="utf-8", errors="replace").splitlines()
+    return []
+
+
+def _rules(listing: Listing, settings: Settings) -> filters.Rules:
+    """Selection rules: the packed directory's .wholerepoignore, and the repository root's."""
+    outer: list[str] = []
+    prefix = ""
     if listing.repo_root is not None and listing.repo_root != listing.root:
-        places.insert(0, listing.repo_root)
-    for place in places:
-        file = place / ".wholerepoignore"
-        if file.is_file() and not file.is_symlink():
-            lines += file.read_text(encoding="utf-8", errors="replace").splitlines()
-    return lines
+        outer = _read_ignore_file(listing.repo_root)
+        prefix = listing.root.relative_to(listing.repo_root).as_posix() + "/"
+    return filters.Rules.build(
+        settings.include,
+        settings.exclude,
+        _read_ignore_file(listing.root),
+        settings.max_file_size,
+        outer_lines=outer,
+        outer_prefix=prefix,
+    )
 
 
 def settings_for(path: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -145,6 +170,7 @@ def pack(
     on_progress: Progress | None = None,
     tokenizer: Tokenizer | None = None,
     keep_file_text: bool = True,
+    omit: Iterable[str | os.PathLike[str]] = (),
     **options: Any,
 ) -> Pack:
     """Pack the repository (or plain directory) at ``path``.
@@ -152,7 +178,8 @@ def pack(
     ``options`` are Settings fields (``budget=``, ``style=``, ``include=(...)``...) applied over
     the repository's configuration and the environment. ``keep_file_text=False`` drops each
     file's text once its section is rendered (``PackedFile.text`` is then None), which keeps the
-    peak memory near twice the output's size.
+    peak memory near twice the output's size. ``omit`` names files the caller writes (its output
+    and manifest): left out of the listing, so packing twice into the repository gives the same text.
     """
     root = Path(path)
     if not root.exists():
@@ -166,36 +193,35 @@ def pack(
     progress = on_progress or (lambda stage, done, total: None)
 
     progress("discover", 0, 1)
-    listing = discover(root, tracked_only=settings.tracked_only)
+    listing = _without(discover(root, tracked_only=settings.tracked_only), omit)
     if not listing.candidates:
         where = "repository" if listing.in_git else "directory"
         raise UsageError(f"nothing to pack: the {where} at {root} lists no files")
-    rules = filters.Rules.build(
-        settings.include, settings.exclude, _read_ignore_file(listing), settings.max_file_size
-    )
+    rules = _rules(listing, settings)
     redactor = Redactor() if settings.redact else None
     work = [_Work(c) for c in listing.candidates]
     total = len(work)
-    for done, w in enumerate(work, 1):
-        _load(listing.root, w, rules, redactor)
-        if w.reason is None:
-            entry = styles.Entry(
-                w.candidate.path,
-                _numbered(w, settings),
-                w.lines,
-                language=styles.language_of(w.candidate.path),
-            )
-            w.section = styles.render_section(settings.style, entry, last=False)
-            if not keep_file_text:
-                w.text = ""
-        if done % 256 == 0:
-            progress("read", done, total)
-    progress("read", total, total)
-
-    kept = [w for w in work if w.reason is None]
-
     counter = _Counter(settings, tokenizer, progress)
     try:
+        for done, w in enumerate(work, 1):
+            _load(listing.root, w, rules, redactor)
+            if w.reason is None:
+                # What is sent is what is counted: control-token strings are broken in the output.
+                w.text = counter.defang(w.text)
+                entry = styles.Entry(
+                    w.candidate.path,
+                    _numbered(w, settings),
+                    w.lines,
+                    language=styles.language_of(w.candidate.path),
+                )
+                w.section = counter.defang(styles.render_section(settings.style, entry, last=False))
+                if not keep_file_text:
+                    w.text = ""
+            if done % 256 == 0:
+                progress("read", done, total)
+        progress("read", total, total)
+
+        kept = [w for w in work if w.reason is None]
         counts = counter.count([w.section for w in kept])
         for w, n in zip(kept, counts, strict=False):
             w.tokens = n
@@ -269,6 +295,10 @@ class _Counter:
             self._tokenizer = get_tokenizer(self.name)
         return self._tokenizer
 
+    def defang(self, text: str) -> str:
+        """Break control-token strings; loads the tokenizer only when ``text`` may hold one."""
+        return self.tokenizer.defang(text) if may_hold_control_token(text) else text
+
     def count(self, texts: list[str]) -> list[int]:
         keys = [text_key(self.name, t) for t in texts]
         known = self._cache.get_many(keys)
@@ -315,7 +345,7 @@ def _fit(
 
     def assemble(chosen: set[str]) -> tuple[str, int]:
         paths = sorted(chosen)
-        head = _header(listing, paths, settings, skipped, len(kept) - len(chosen))
+        head = counter.defang(_header(listing, paths, settings, skipped, len(kept) - len(chosen)))
         sections = [by_path[p].section for p in paths]
         if style == "json" and paths:
             # The last array element has no trailing comma: "},\n" becomes "}\n".

@@ -75,14 +75,27 @@ def _intro(header: Header, files: int) -> str:
     return "\n".join(parts)
 
 
+# Characters XML 1.0 forbids even as references (C0 controls but tab, LF, CR; U+FFFE, U+FFFF):
+# shown as their Unicode control pictures (ESC as U+241B) so the document stays well-formed.
+_XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_XML_PICTURES = {c: 0x2400 + c for c in range(0x20) if c not in (0x9, 0xA, 0xD)} | {
+    0xFFFE: 0xFFFD,
+    0xFFFF: 0xFFFD,
+}
+
+
+def _xml_legal(text: str) -> str:
+    return text.translate(_XML_PICTURES) if _XML_ILLEGAL.search(text) else text
+
+
 def _xml_text(text: str) -> str:
     # Escaping & and < (and the CDATA closer) is enough for well-formed XML text.
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace("]]>", "]]&gt;")
+    return _xml_legal(text).replace("&", "&amp;").replace("<", "&lt;").replace("]]>", "]]&gt;")
 
 
 def quoteattr(value: str) -> str:
     """A double-quoted XML attribute value."""
-    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    escaped = _xml_legal(value).replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
     return '"' + escaped.replace("\n", "&#10;").replace("\r", "&#13;").replace("\t", "&#9;") + '"'
 
 

@@ -49,6 +49,14 @@ DEEPSEEK_V4_PATTERN = "|".join(
 )
 
 _ZWSP = "\u200b"
+# A substring of every control token of every tokenizer above: text holding none of them needs no
+# defanging, so callers can skip loading a tokenizer just to learn its control tokens.
+CONTROL_MARKERS = ("｜", "<|", "<think>", "</think>", "<dsml:", "</dsml:")
+
+
+def may_hold_control_token(text: str) -> bool:
+    """False when ``text`` cannot contain a control token of any tokenizer wholerepo loads."""
+    return any(marker in text for marker in CONTROL_MARKERS)
 
 
 def _gpt2_byte_decoder() -> dict[str, int]:
