@@ -47,16 +47,24 @@ class TokenCache:
             db.execute("CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, tokens INTEGER NOT NULL)")
             db.execute("SELECT count(*) FROM (SELECT 1 FROM counts LIMIT 1)").fetchone()
             return db
+        except sqlite3.OperationalError as exc:
+            # Locked or busy: another run holds it. Go on without a cache; never delete its file.
+            if "locked" in str(exc) or "busy" in str(exc) or not retry:
+                return None
+            return self._rebuild(path)
         except (sqlite3.Error, OSError):
             if not retry:
                 return None
-            # A corrupt or foreign file: move it aside and start afresh.
-            for suffix in ("", "-wal", "-shm"):
-                try:
-                    Path(str(path) + suffix).unlink()
-                except OSError:
-                    pass
-            return self._open(path, retry=False)
+            return self._rebuild(path)
+
+    def _rebuild(self, path: Path) -> sqlite3.Connection | None:
+        """A corrupt or foreign file: remove it and start afresh."""
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                Path(str(path) + suffix).unlink()
+            except OSError:
+                pass
+        return self._open(path, retry=False)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, int]:
         if self._db is None:
