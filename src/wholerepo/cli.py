@@ -208,7 +208,36 @@ def print_summary(pack: Any) -> None:
         _echo_err("  warning: redaction is off (--no-redact): secrets in the files are in the output")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineErrors(click.Group):
+    """A group whose usage errors are one line (``Error: ...``) and exit 2, as every error is."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            rv = super().main(*args, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `wholerepo`: show the help
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
+            sys.exit(0)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            _echo_err(f"Error: {' '.join(exc.format_message().split())}{where}")
+            sys.exit(2)
+        except click.ClickException as exc:
+            _echo_err(f"Error: {' '.join(exc.format_message().split())}")
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            _echo_err("Interrupted.")
+            sys.exit(130)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        if isinstance(rv, int) and not isinstance(rv, bool):
+            sys.exit(rv)
+        return rv
+
+
+@click.group(
+    cls=OneLineErrors,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.version_option(package_name="wholerepo", prog_name="wholerepo")
 def main() -> None:
     """Review a whole codebase in one pass with a long-context model.
@@ -259,7 +288,8 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
         settings = settings_for(path, flag_overrides(ctx, params))
         update, stop = progress_callback(params["quiet"])
         try:
-            result = pack(path, settings, on_progress=update, keep_file_text=False)
+            own = [p for p in (params["output"], params["manifest"]) if p is not None]
+            result = pack(path, settings, on_progress=update, keep_file_text=False, omit=own)
         finally:
             stop()
         if params["manifest"] is not None:
@@ -281,6 +311,286 @@ def _check_path(path: Path) -> None:
         raise UsageError(f"path does not exist: {path}")
     if not path.is_dir():
         raise UsageError(f"path is not a directory: {path}")
+
+
+@main.command("review")
+@pack_options
+@click.option(
+    "--base-url",
+    metavar="URL",
+    default=None,
+    help="OpenAI-compatible endpoint [default: https://api.deepseek.com].",
+)
+@click.option(
+    "--model",
+    metavar="NAME",
+    default=None,
+    help="Model id [default: deepseek-flash]; `wholerepo models` lists them.",
+)
+@click.option(
+    "--api-key-env",
+    metavar="VAR",
+    default=None,
+    help="Read the API key from VAR [default: DEEPSEEK_API_KEY, then OPENAI_API_KEY].",
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(FORMATS),
+    multiple=True,
+    help="Report format; repeat with --output-dir for several [default: markdown].",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the report here.",
+)
+@click.option(
+    "--output-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Write review.md / review.sarif / review.json here (all three unless --format is given).",
+)
+@click.option(
+    "--fail-on",
+    type=click.Choice(FAIL_ON),
+    default=None,
+    help="Exit 1 when a verified finding is at least this severe [default: none].",
+)
+@click.option(
+    "--prompt", metavar="NAME|FILE", default=None, help="review, security, architecture, or a Jinja2 file."
+)
+@click.option(
+    "--base", metavar="REF", default=None, help="Focus on the diff against REF; mark findings in_diff."
+)
+@click.option(
+    "--max-output-tokens",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="The reply's token limit, sent as max_tokens [default: 32768].",
+)
+@click.option(
+    "--context-window",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="The model's window [default: the endpoint's /models figure, else 1048576].",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="S",
+    help="Overall deadline for the reply, retries included [default: 1800].",
+)
+@click.option(
+    "--thinking",
+    type=click.Choice(THINKING),
+    default=None,
+    help="DeepSeek thinking mode; auto sends it only to DeepSeek [default: auto].",
+)
+@click.option("--dry-run", is_flag=True, help="Send nothing: print the exact prompt tokens and the cost.")
+@click.pass_context
+def review_command(ctx: click.Context, /, **params: Any) -> None:
+    """Review a whole repository with a long-context model; verified findings out.
+
+    \b
+    Exit codes: 0 done, 1 a verified finding at or above --fail-on, 2 usage or input error,
+    3 the endpoint failed, the prompt does not fit, or the reply could not be used
+    (the raw reply is saved as review.raw.txt), 130 interrupted (findings so far written).
+
+    \b
+    Examples:
+      wholerepo review . --dry-run
+      wholerepo review . --fail-on high --format sarif -o review.sarif
+      wholerepo review . --base origin/main --output-dir out --format markdown --format sarif
+      wholerepo review . --base-url http://localhost:8000/v1 --model my-model
+    """
+    with _errors(params["debug"]):
+        from . import __version__
+        from .client import ChatClient, Endpoint, require_api_key
+        from .output import write_atomic, write_stdout
+        from .pack import settings_for
+        from .report import render
+        from .review import dry_run_report, dry_run_text, exit_code, plan, resolve_window, run
+
+        path: Path = params["path"]
+        _check_path(path)
+        targets = _review_targets(
+            params["formats"], params["output"], params["output_dir"], params["dry_run"]
+        )
+        settings = settings_for(path, flag_overrides(ctx, params))
+        quiet = params["quiet"]
+        update, stop = progress_callback(quiet)
+        try:
+            if params["dry_run"]:
+                p = plan(
+                    path, settings, resolve_window(settings, None), base=params["base"], on_progress=update
+                )
+                stop()
+                report = dry_run_report(p)
+                as_json = params["formats"] and params["formats"][-1] == "json"
+                write_stdout(json.dumps(report, indent=2) + "\n" if as_json else dry_run_text(report))
+                return
+            client = ChatClient(
+                Endpoint.from_settings(settings, require_api_key(settings.api_key_env)), on_progress=update
+            )
+            try:
+                p = plan(
+                    path, settings, resolve_window(settings, client), base=params["base"], on_progress=update
+                )
+                if not quiet:
+                    _echo_err(
+                        f"wholerepo: sending {len(p.pack.included)} files,"
+                        f" {_fmt(p.prompt_tokens)} prompt tokens (exact, {settings.tokenizer})"
+                        f" to {client.endpoint.model}"
+                    )
+                outcome = run(p, client, tool_version=str(__version__))
+            finally:
+                client.close()
+        finally:
+            stop()
+        result = outcome.result
+        written: list[str] = []
+        if result is not None:
+            for fmt, target in targets:
+                text = render(fmt, result)
+                if target is None:
+                    write_stdout(text)
+                else:
+                    _ensure_dir(target.parent, target)
+                    write_atomic(target, text)
+                    written.append(str(target))
+        raw_file: Path | None = None
+        if outcome.raw is not None and (outcome.error is not None or outcome.interrupted):
+            raw_file = _raw_path(params["output"], params["output_dir"])
+            write_atomic(raw_file, outcome.raw)
+        if not quiet and result is not None:
+            _review_summary(result, written)
+        if outcome.interrupted:
+            saved = f"; raw reply saved to {raw_file}" if raw_file else ""
+            _echo_err(f"Interrupted: the findings received so far were written (partial){saved}.")
+            sys.exit(130)
+        if outcome.error is not None:
+            error = outcome.error
+            if raw_file is not None:
+                error.hint = (
+                    f"{error.hint}; raw reply saved to {raw_file}"
+                    if error.hint
+                    else (f"raw reply saved to {raw_file}")
+                )
+            raise error
+        assert result is not None
+        sys.exit(exit_code(result, settings.fail_on))
+
+
+def _review_targets(
+    formats: tuple[str, ...], output: Path | None, output_dir: Path | None, dry_run: bool
+) -> list[tuple[str, Path | None]]:
+    """Which report goes where: (format, file or None for stdout)."""
+    from .errors import UsageError
+    from .report import FORMAT_FILENAMES
+
+    chosen = list(dict.fromkeys(formats))
+    if output is not None and output_dir is not None:
+        raise UsageError("give -o FILE or --output-dir DIR, not both")
+    if dry_run:
+        return []
+    if output_dir is not None:
+        return [(f, output_dir / FORMAT_FILENAMES[f]) for f in (chosen or list(FORMAT_FILENAMES))]
+    if len(chosen) > 1:
+        raise UsageError("several --format values need --output-dir DIR", "or give one --format with -o FILE")
+    if chosen:
+        fmt = chosen[0]
+    elif output is not None:
+        fmt = {".sarif": "sarif", ".json": "json"}.get(output.suffix.lower(), "markdown")
+    else:
+        fmt = "markdown"
+    return [(fmt, output)]
+
+
+def _ensure_dir(directory: Path, target: Path | None = None) -> None:
+    from .errors import OutputError
+
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        what = f"cannot write {target}: " if target is not None else ""
+        raise OutputError(f"{what}cannot create the directory {directory}: {exc.strerror or exc}") from exc
+
+
+def _raw_path(output: Path | None, output_dir: Path | None) -> Path:
+    if output_dir is not None:
+        _ensure_dir(output_dir)
+        return output_dir / "review.raw.txt"
+    if output is not None:
+        return output.parent / "review.raw.txt"
+    return Path("review.raw.txt")
+
+
+def _review_summary(result: Any, written: list[str]) -> None:
+    from .report import severity_counts
+
+    counts = ", ".join(f"{n} {s}" for s, n in severity_counts(result.verified).items() if n)
+    line = f"wholerepo: {len(result.verified)} verified findings"
+    if counts:
+        line += f" ({counts})"
+    line += f", {len(result.unverified)} unverified"
+    if result.partial:
+        line += " [partial]"
+    _echo_err(line)
+    usage = result.usage
+    if usage is not None and usage.prompt_tokens is not None:
+        text = f"  usage: {_fmt(usage.prompt_tokens)} prompt tokens"
+        if usage.cache_hit_tokens is not None:
+            text += f" ({_fmt(usage.cache_hit_tokens)} from cache)"
+        if usage.completion_tokens is not None:
+            text += f", {_fmt(usage.completion_tokens)} output tokens"
+        if usage.reasoning_tokens:
+            text += f" ({_fmt(usage.reasoning_tokens)} reasoning)"
+        if result.cost_usd is not None:
+            text += f"; cost ${result.cost_usd:.4f}"
+        _echo_err(text)
+    for warning in result.warnings:
+        _echo_err(f"  warning: {warning}")
+    for name in written:
+        _echo_err(f"  wrote {name}")
+
+
+@main.command("models")
+@click.option(
+    "--base-url",
+    metavar="URL",
+    default=None,
+    help="OpenAI-compatible endpoint [default: https://api.deepseek.com].",
+)
+@click.option("--api-key-env", metavar="VAR", default=None, help="Read the API key from VAR.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="S")
+@click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
+@click.pass_context
+def models_command(ctx: click.Context, /, **params: Any) -> None:
+    """List the model ids the endpoint serves (and its window where it reports one)."""
+    with _errors(params["debug"]):
+        from .client import ChatClient, Endpoint, find_api_key
+        from .output import write_stdout
+        from .pack import settings_for
+
+        settings = settings_for(Path("."), flag_overrides(ctx, params))
+        key, _names = find_api_key(settings.api_key_env)
+        # Local servers need no key; the SDK still wants a string to send.
+        client = ChatClient(Endpoint.from_settings(settings, key or "no-key"))
+        try:
+            models = client.list_models(timeout=settings.timeout)
+        finally:
+            client.close()
+        lines = [
+            m.id + (f"\tmax_model_len={m.max_model_len}" if m.max_model_len else "")
+            for m in sorted(models, key=lambda m: m.id)
+        ]
+        write_stdout("".join(f"{line}\n" for line in lines))
 
 
 __all__ = ["FAIL_ON", "FORMATS", "THINKING", "flag_overrides", "functools", "main", "pack_options"]

@@ -1,0 +1,219 @@
+"""The review core: planning the request, prompts, diffs, prices, and run() against a real loopback server."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import MakeRepo, git
+from fake_openai import Chat, FakeOpenAI, usage
+from wholerepo import pricing
+from wholerepo.client import ChatClient, Endpoint
+from wholerepo.errors import ConfigError, UsageError
+from wholerepo.findings import example_reply, response_schema
+from wholerepo.gitdiff import changed_lines, diff_against
+from wholerepo.pack import settings_for
+from wholerepo.prompts import BUILTIN, REPOSITORY_HEAD, SYSTEM, render_instructions
+from wholerepo.review import PromptTooLargeError, Window, dry_run_report, exit_code, plan, run
+from wholerepo.tokens import get_tokenizer
+
+APP = "def add(a, b):\n    return a - b\n\n\ndef main():\n    print(add(1, 2))\n"
+WINDOW = Window(1_048_576, "default")
+
+
+def test_plan_puts_the_repository_first_and_counts_exactly(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP})
+    p = plan(repo, settings_for(repo), WINDOW)
+    assert p.system == SYSTEM
+    assert p.user.startswith(REPOSITORY_HEAD + p.pack.text)
+    assert p.user.endswith(p.instructions.text)
+    assert "untrusted" in p.system and "untrusted" in p.user[: len(REPOSITORY_HEAD)]
+    tok = get_tokenizer("deepseek-v4")
+    assert p.prompt_tokens == tok.count(p.system) + tok.count(p.user)
+    assert p.files == {"app.py": APP}
+    # Budget = window - everything else (counted piece by piece) - the template margin - max_tokens.
+    others = p.prompt_tokens - p.pack.prompt_tokens
+    assert abs(p.budget - (WINDOW.tokens - others - 64 - p.max_tokens)) <= 4
+
+
+def test_plan_is_byte_stable(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP, "lib/util.py": "X = 1\n"})
+    first = plan(repo, settings_for(repo), WINDOW)
+    second = plan(repo, settings_for(repo), WINDOW)
+    assert first.user == second.user
+    assert first.prompt_tokens == second.prompt_tokens
+
+
+def test_window_left_for_the_repository_shrinks_with_output_tokens(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP})
+    small = plan(repo, settings_for(repo, {"max_output_tokens": 1000}), Window(20_000, "--context-window"))
+    large = plan(repo, settings_for(repo, {"max_output_tokens": 5000}), Window(20_000, "--context-window"))
+    assert small.budget - large.budget == 4000
+
+
+def test_prompt_that_cannot_fit_is_an_exit_3_error(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP})
+    with pytest.raises(PromptTooLargeError, match="--max-output-tokens") as info:
+        plan(repo, settings_for(repo, {"max_output_tokens": 4000}), Window(4096, "--context-window"))
+    assert info.value.exit_code == 3
+
+
+def test_files_dropped_when_the_window_is_small(make_repo: MakeRepo) -> None:
+    files = {f"m{i}.py": f"VALUE_{i} = {i}\n" * 200 for i in range(6)}
+    repo = make_repo(files)
+    p = plan(repo, settings_for(repo, {"max_output_tokens": 500}), Window(8000, "--context-window"))
+    assert 0 < len(p.pack.included) < 6
+    assert p.prompt_tokens + p.max_tokens <= 8000
+
+
+def test_builtin_prompts_render_with_schema() -> None:
+    schema = response_schema()
+    for name in BUILTIN:
+        text = render_instructions(name, schema=schema, example=example_reply()).text
+        assert '"findings"' in text and "JSON" in text
+        assert "critical" in text and "maintainability" in text
+
+
+def test_diff_focus_in_prompt() -> None:
+    text = render_instructions("review", schema={}, example="{}", base_ref="origin/main").text
+    assert "origin/main" in text
+    assert "origin/main" not in render_instructions("review", schema={}, example="{}").text
+
+
+def test_custom_prompt_file_gets_the_reply_format(tmp_path: Path) -> None:
+    custom = tmp_path / "mine.j2"
+    custom.write_text("Check only the {{ 'error handling' }}.\n")
+    rendered = render_instructions(str(custom), schema={"type": "object"}, example="{}")
+    assert rendered.name == str(custom)
+    assert rendered.text.startswith("Check only the error handling.")
+    assert '"type": "object"' in rendered.text
+
+
+def test_unknown_prompt_is_a_usage_error() -> None:
+    with pytest.raises(UsageError) as info:
+        render_instructions("nope-not-a-file", schema={}, example="{}")
+    assert "security" in info.value.one_line()
+
+
+def test_broken_template_is_a_usage_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.j2"
+    bad.write_text("{{ undefined_name }}")
+    with pytest.raises(UsageError, match=r"bad\.j2"):
+        render_instructions(str(bad), schema={}, example="{}")
+
+
+def test_changed_lines_of_a_unified_diff() -> None:
+    diff = (
+        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,4 +1,5 @@\n x\n-y\n+Y\n+Z\n z\n"
+        "@@ -10,2 +11,2 @@\n k\n+new\n"
+        "diff --git a/gone.py b/gone.py\n--- a/gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n"
+    )
+    assert changed_lines(diff) == {"a.py": frozenset({2, 3, 12})}
+
+
+def test_diff_against_a_real_ref(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP, "other.py": "A = 1\n"})
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "app.py").write_text(APP.replace("a - b", "a + b") + "\n\ndef extra():\n    pass\n")
+    git(repo, "commit", "-qam", "change")
+    diff = diff_against(repo, "main")
+    assert diff.changed == {"app.py": frozenset({2, 7, 8, 9, 10})}
+    assert "+    return a + b" in diff.text
+    with pytest.raises(UsageError, match="not a commit"):
+        diff_against(repo, "no-such-ref")
+    with pytest.raises(UsageError):
+        diff_against(repo, "--output=/tmp/x")
+
+
+def test_diff_outside_git_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("x = 1\n")
+    with pytest.raises(UsageError, match="git repository"):
+        diff_against(tmp_path, "main")
+
+
+def test_prices_and_overrides() -> None:
+    flash = pricing.price_for("deepseek-flash")
+    assert flash is not None
+    assert pricing.cost(
+        flash, cache_hit_tokens=1_000_000, cache_miss_tokens=1_000_000, output_tokens=1_000_000
+    ) == (pytest.approx(0.006 + 0.30 + 1.20))
+    assert pricing.price_for("unknown-model") is None
+    custom = pricing.price_for("mine", {"mine": {"cache_hit": 0.1, "cache_miss": 1.0, "output": 2.0}})
+    assert custom == pricing.Price(0.1, 1.0, 2.0)
+    half = pricing.price_for("deepseek-flash", {"deepseek-flash": {"output": 0.6}})
+    assert half == pricing.Price(0.006, 0.30, 0.6)
+    with pytest.raises(ConfigError):
+        pricing.price_for("mine", {"mine": {"output": 1.0}})
+    with pytest.raises(ConfigError):
+        pricing.price_for("deepseek-flash", {"deepseek-flash": {"bogus": 1.0}})
+
+
+def test_dry_run_report_numbers(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP})
+    p = plan(repo, settings_for(repo, {"max_output_tokens": 1000}), WINDOW)
+    report = dry_run_report(p)
+    assert report["prompt_tokens"] == p.prompt_tokens
+    assert report["estimated_cost_usd"]["input_cache_miss"] == pytest.approx(
+        p.prompt_tokens * 0.30 / 1e6, abs=1e-6
+    )
+    assert report["estimated_cost_usd"]["output_max"] == pytest.approx(1000 * 1.20 / 1e6)
+    json.dumps(report)
+
+
+def test_run_verifies_findings_and_reports_usage(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP})
+    p = plan(repo, settings_for(repo), WINDOW)
+    reply = {
+        "summary": "one bug",
+        "findings": [
+            {
+                "path": "app.py",
+                "start_line": 2,
+                "end_line": 2,
+                "severity": "high",
+                "category": "bug",
+                "title": "subtracts",
+                "body": "add subtracts",
+                "suggestion": "a + b",
+                "quote": "return a - b",
+            },
+            {
+                "path": "../../etc/passwd",
+                "start_line": 1,
+                "end_line": 1,
+                "severity": "critical",
+                "category": "security",
+                "title": "x",
+                "body": "y",
+                "suggestion": None,
+                "quote": None,
+            },
+        ],
+    }
+    with FakeOpenAI() as server:
+        server.script(Chat(json.dumps(reply), usage=usage(p.prompt_tokens + 5, 40, hit=0)))
+        client = ChatClient(Endpoint(server.url, "deepseek-flash", "k", retry_backoff=0.01))
+        outcome = run(p, client, tool_version="9.9")
+    assert outcome.error is None and outcome.result is not None
+    result = outcome.result
+    assert [(f.path, f.start_line) for f in result.verified] == [("app.py", 2)]
+    assert [u.path for u in result.unverified] == ["../../etc/passwd"]
+    assert result.endpoint_prompt_tokens == p.prompt_tokens + 5
+    assert result.warnings == ()
+    assert result.cost_usd == pytest.approx(((p.prompt_tokens + 5) * 0.30 + 40 * 1.20) / 1e6, abs=1e-6)
+    assert exit_code(result, "high") == 1
+    assert exit_code(result, "critical") == 0
+    assert exit_code(result, "none") == 0
+
+
+def test_tokenizer_mismatch_warning(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP})
+    p = plan(repo, settings_for(repo), WINDOW)
+    with FakeOpenAI() as server:
+        server.script(Chat('{"summary": "ok", "findings": []}', usage=usage(p.prompt_tokens + 500, 3)))
+        outcome = run(p, ChatClient(Endpoint(server.url, "deepseek-flash", "k")), tool_version="1")
+    assert outcome.result is not None
+    [warning] = outcome.result.warnings
+    assert str(p.prompt_tokens + 500) in warning.replace(",", "") and "tokenizer differs" in warning
