@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+# Bound eagerly on purpose: importing the submodule wholerepo.pack would otherwise shadow the
+# function of the same name on the package.
 from .pack import Pack, PackedFile, pack
+
+__all__ = ["Pack", "PackedFile", "__version__", "pack"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,6 +21,3 @@ def __getattr__(name: str) -> Any:
         except PackageNotFoundError:  # pragma: no cover - running from a source tree
             return "0.0.0"
     raise AttributeError(name)
-
-
-__all__ = ["Pack", "PackedFile", "__version__", "pack"]

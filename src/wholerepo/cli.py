@@ -297,11 +297,11 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
                 params["manifest"], json.dumps(result.manifest(), indent=2, ensure_ascii=False) + "\n"
             )
         if params["output"] is not None:
-            write_atomic(params["output"], result.text)
+            write_atomic(params["output"], result.parts)
         if not params["quiet"]:
             print_summary(result)
         if params["output"] is None:
-            write_stdout(result.text)
+            write_stdout(result.parts)
 
 
 def _check_path(path: Path) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from .errors import OutputError
 
 
-def write_atomic(path: str | Path, text: str) -> None:
+def write_atomic(path: str | Path, text: str | Iterable[str]) -> None:
     """Write ``text`` to ``path`` so that readers see either the old file or the whole new one."""
     target = Path(path)
     directory = target.parent if str(target.parent) else Path(".")
@@ -21,8 +21,6 @@ def write_atomic(path: str | Path, text: str) -> None:
         with os.fdopen(fd, "wb") as fh:
             for chunk in _chunks(text):
                 fh.write(chunk)
-            fh.flush()
-            os.fsync(fh.fileno())
         os.replace(tmp, target)
         tmp = None
     except OSError as exc:
@@ -36,13 +34,14 @@ def write_atomic(path: str | Path, text: str) -> None:
                 pass
 
 
-def _chunks(text: str, size: int = 1 << 20) -> Iterator[bytes]:
-    """UTF-8 bytes of ``text`` a slice at a time, so a large pack is never copied whole."""
-    for start in range(0, len(text), size):
-        yield text[start : start + size].encode("utf-8", "replace")
+def _chunks(text: str | Iterable[str], size: int = 1 << 20) -> Iterator[bytes]:
+    """UTF-8 bytes of ``text`` (or of its parts) a slice at a time: a pack is never copied whole."""
+    for part in [text] if isinstance(text, str) else text:
+        for start in range(0, len(part), size):
+            yield part[start : start + size].encode("utf-8", "replace")
 
 
-def write_stdout(text: str) -> None:
+def write_stdout(text: str | Iterable[str]) -> None:
     try:
         sys.stdout.flush()
         for chunk in _chunks(text):
@@ -52,4 +51,4 @@ def write_stdout(text: str) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except AttributeError:  # a text-only stream (some test runners)
-        sys.stdout.write(text)
+        sys.stdout.write(text if isinstance(text, str) else "".join(text))

@@ -7,6 +7,7 @@ add up to the count of the whole (see styles.py).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -62,13 +63,18 @@ class Pack:
 
     root: Path
     files: tuple[PackedFile, ...]
-    text: str = field(repr=False)
+    parts: tuple[str, ...] = field(repr=False)  # header, one section per file, footer
     prompt_tokens: int
     tokenizer: str
     budget: int
     style: str
     in_git: bool
     settings: Settings = field(repr=False)
+
+    @functools.cached_property
+    def text(self) -> str:
+        """The whole rendered pack (joined on first use; writers can stream ``parts``)."""
+        return "".join(self.parts)
 
     @property
     def included(self) -> tuple[PackedFile, ...]:
@@ -233,7 +239,7 @@ def pack(
     return Pack(
         root=listing.root,
         files=files,
-        text=text,
+        parts=text,
         prompt_tokens=prompt_tokens,
         tokenizer=settings.tokenizer,
         budget=settings.budget,
@@ -336,14 +342,14 @@ def _header(listing: Listing, paths: list[str], settings: Settings, skipped: int
 
 def _fit(
     listing: Listing, work: list[_Work], kept: list[_Work], settings: Settings, counter: _Counter
-) -> tuple[set[str], str, int]:
+) -> tuple[set[str], tuple[str, ...], int]:
     """Choose the files that fit and render the output; returns (chosen, text, exact tokens)."""
     style, limit = settings.style, settings.budget
     skipped = len(work) - len(kept)
     by_path = {w.candidate.path: w for w in kept}
     footer = styles.render_footer(style)
 
-    def assemble(chosen: set[str]) -> tuple[str, int]:
+    def assemble(chosen: set[str]) -> tuple[tuple[str, ...], int]:
         paths = sorted(chosen)
         head = counter.defang(_header(listing, paths, settings, skipped, len(kept) - len(chosen)))
         sections = [by_path[p].section for p in paths]
@@ -355,7 +361,7 @@ def _fit(
         else:
             head_n, foot_n = counter.count([head, footer])
             body = sum(by_path[p].tokens for p in paths)
-        return "".join([head, *sections, footer]), head_n + body + foot_n
+        return (head, *sections, footer), head_n + body + foot_n
 
     everything = set(by_path)
     text, n = assemble(everything)
