@@ -29,6 +29,7 @@ from .findings import (
 from .gitdiff import Diff, diff_against
 from .pack import Pack, pack
 from .prompts import SYSTEM, Instructions, diff_block, render_instructions, repository_block, user_message
+from .redact import Redactor
 from .report import ReviewResult, Usage
 from .tokens import get_tokenizer
 
@@ -106,7 +107,11 @@ def plan(
     instructions = render_instructions(
         settings.prompt, schema=response_schema(), example=example_reply(), base_ref=base
     )
-    diff_text = tokenizer.defang(diff.text) if diff is not None else None
+    # The diff holds removed lines too: the very secret a change deletes must not be sent.
+    diff_text = None
+    if diff is not None:
+        raw = Redactor().redact_diff(diff.text)[0] if settings.redact else diff.text
+        diff_text = tokenizer.defang(raw)
     around = repository_block("") + (diff_block(diff_text, base or "") if diff_text is not None else "")
     fixed = tokenizer.count(SYSTEM) + tokenizer.count(around) + tokenizer.count(instructions.text)
     max_tokens = settings.max_output_tokens
