@@ -20,7 +20,7 @@ from .cache import TokenCache, default_cache_dir, text_key
 from .config import Settings, load_settings
 from .discover import Candidate, Listing, discover, read_bytes
 from .errors import BudgetError, UsageError
-from .redact import Redactor
+from .redact import Redactor, redaction_key
 from .tokens import Tokenizer, get_tokenizer, may_hold_control_token
 
 Progress = Callable[[str, int, int], None]
@@ -210,7 +210,13 @@ def pack(
     counter = _Counter(settings, tokenizer, progress)
     try:
         for done, w in enumerate(work, 1):
-            _load(listing.root, w, rules, redactor)
+            _load(listing.root, w, rules)
+            if done % 256 == 0:
+                progress("read", done, total)
+        progress("read", total, total)
+        if redactor is not None:
+            _redact(redactor, [w for w in work if w.reason is None], counter)
+        for w in work:
             if w.reason is None:
                 # What is sent is what is counted: control-token strings are broken in the output.
                 w.text = counter.defang(w.text)
@@ -223,9 +229,6 @@ def pack(
                 w.section = counter.defang(styles.render_section(settings.style, entry, last=False))
                 if not keep_file_text:
                     w.text = ""
-            if done % 256 == 0:
-                progress("read", done, total)
-        progress("read", total, total)
 
         kept = [w for w in work if w.reason is None]
         counts = counter.count([w.section for w in kept])
@@ -249,7 +252,7 @@ def pack(
     )
 
 
-def _load(root: Path, w: _Work, rules: filters.Rules, redactor: Redactor | None) -> None:
+def _load(root: Path, w: _Work, rules: filters.Rules) -> None:
     """Read, classify and decode one file, recording a skip reason instead of raising."""
     reason = filters.by_path(w.candidate, rules)
     if reason is not None:
@@ -278,12 +281,28 @@ def _load(root: Path, w: _Work, rules: filters.Rules, redactor: Redactor | None)
     if late is not None:
         w.reason = str(late)
         return
-    text = decoded.text
-    if redactor is not None:
-        text, w.redactions = redactor.redact(w.candidate.path, text)
-    w.text = text
+    w.text = decoded.text
     w.encoding = decoded.encoding
-    w.lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+    w.lines = _line_count(w.text)
+
+
+def _line_count(text: str) -> int:
+    return text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+
+
+def _redact(redactor: Redactor, kept: list[_Work], counter: _Counter) -> None:
+    """Redact secrets; files the cache knows to be clean (same path, same text) are not scanned."""
+    keys = [redaction_key(w.candidate.path, w.text) for w in kept]
+    known = counter.cached(keys)
+    clean: dict[str, int] = {}
+    for w, key in zip(kept, keys, strict=True):
+        if known.get(key) == 0:
+            continue
+        w.text, w.redactions = redactor.redact(w.candidate.path, w.text)
+        w.lines = _line_count(w.text)
+        if not w.redactions:
+            clean[key] = 0
+    counter.remember(clean)
 
 
 class _Counter:
@@ -294,6 +313,12 @@ class _Counter:
         self._tokenizer = tokenizer
         self._progress = progress
         self._cache = TokenCache(default_cache_dir() if settings.cache else None)
+
+    def cached(self, keys: list[str]) -> dict[str, int]:
+        return self._cache.get_many(keys)
+
+    def remember(self, items: dict[str, int]) -> None:
+        self._cache.put_many(items)
 
     @property
     def tokenizer(self) -> Tokenizer:
