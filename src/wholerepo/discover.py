@@ -181,6 +181,6 @@ def _walk(root: Path) -> Iterator[Candidate]:
 
 def read_bytes(root: Path, rel: str) -> bytes:
     """Read one listed file without following a symlink out of the repository."""
-    fd = os.open(root / rel, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    fd = os.open(os.path.join(root, rel), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     with os.fdopen(fd, "rb") as fh:
         return fh.read()

@@ -226,7 +226,9 @@ def pack(
                     w.lines,
                     language=styles.language_of(w.candidate.path),
                 )
-                w.section = counter.defang(styles.render_section(settings.style, entry, last=False))
+                section = styles.render_section(settings.style, entry, last=False)
+                # The text is defanged already; only the path could bring a control token in.
+                w.section = counter.defang(section) if may_hold_control_token(w.candidate.path) else section
                 if not keep_file_text:
                     w.text = ""
 
@@ -259,12 +261,12 @@ def _load(root: Path, w: _Work, rules: filters.Rules) -> None:
         w.reason = str(reason)
         if w.candidate.kind == "file":
             try:
-                w.size = os.lstat(root / w.candidate.path).st_size
+                w.size = os.lstat(os.path.join(root, w.candidate.path)).st_size
             except OSError:
                 pass
         return
     try:
-        w.size = os.lstat(root / w.candidate.path).st_size
+        w.size = os.lstat(os.path.join(root, w.candidate.path)).st_size
         if w.size > rules.max_file_size:
             w.reason = str(filters.Reason.TOO_LARGE)
             return
