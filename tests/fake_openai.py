@@ -22,6 +22,18 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+# DeepSeek's context-length 400, verbatim as captured by third parties (see the client's detector).
+CONTEXT_400 = {
+    "error": {
+        "message": "This model's maximum context length is 1048576 tokens. However, you requested 1050237"
+        " tokens (666237 in the messages, 384000 in the completion). Please reduce the length of the"
+        " messages or completion.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "invalid_request_error",
+    }
+}
+
 
 @dataclass
 class Chat:

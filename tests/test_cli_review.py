@@ -14,22 +14,12 @@ import pytest
 from click.testing import CliRunner, Result
 
 from conftest import MakeRepo, git
-from fake_openai import Chat, FakeOpenAI, Interrupt, ResetAfter, Stall, Status, usage
+from fake_openai import CONTEXT_400, Chat, FakeOpenAI, Interrupt, ResetAfter, Stall, Status, usage
 from wholerepo.cli import main
 
 KEY = "sk-cli-0d9e8f7a6b5c4d3e2f1a"
 APP = "def add(a, b):\n    return a - b\n\n\ndef main():\n    print(add(1, 2))\n"
 SECRET_OUTSIDE = "OUTSIDE-THE-REPO-8c1f"
-CONTEXT_400 = {
-    "error": {
-        "message": "This model's maximum context length is 1048576 tokens. However, you requested 1050237"
-        " tokens (666237 in the messages, 384000 in the completion). Please reduce the length of the"
-        " messages or completion.",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": "invalid_request_error",
-    }
-}
 
 
 def finding(**overrides: Any) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from fake_openai import Chat, EmptyStream, FakeOpenAI, ResetAfter, Stall, Status, usage
+from fake_openai import CONTEXT_400, Chat, EmptyStream, FakeOpenAI, ResetAfter, Stall, Status, usage
 from wholerepo.client import (
     ChatClient,
     ContextLengthError,
@@ -22,16 +22,6 @@ from wholerepo.errors import EndpointError, UsageError
 
 KEY = "sk-test-7f3a9c1e5b2d4a6f8e0c"
 GOOD = '{"summary": "fine", "findings": []}'
-CONTEXT_400 = {
-    "error": {
-        "message": "This model's maximum context length is 1048576 tokens. However, you requested 1050237"
-        " tokens (666237 in the messages, 384000 in the completion). Please reduce the length of the"
-        " messages or completion.",
-        "type": "invalid_request_error",
-        "param": None,
-        "code": "invalid_request_error",
-    }
-}
 
 
 @pytest.fixture
