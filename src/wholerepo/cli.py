@@ -568,11 +568,23 @@ def _review_summary(result: Any, written: list[str]) -> None:
     help="OpenAI-compatible endpoint [default: https://api.deepseek.com].",
 )
 @click.option("--api-key-env", metavar="VAR", default=None, help="Read the API key from VAR.")
-@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=None, metavar="S")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    metavar="S",
+    help="Give up after S seconds [default: 1800].",
+)
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
 @click.pass_context
 def models_command(ctx: click.Context, /, **params: Any) -> None:
-    """List the model ids the endpoint serves (and its window where it reports one)."""
+    """List the model ids the endpoint serves (and its window where it reports one).
+
+    \b
+    Examples:
+      wholerepo models
+      wholerepo models --base-url http://127.0.0.1:8000/v1    a vLLM server: shows max_model_len
+    """
     with _errors(params["debug"]):
         from .client import ChatClient, Endpoint, find_api_key
         from .output import write_stdout
