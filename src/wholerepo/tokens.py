@@ -97,7 +97,7 @@ class Tokenizer:
 
     def defang(self, text: str) -> str:
         """Break control-token strings in repository text so no server reads them as markup."""
-        if not any(marker in text for marker in _markers(self.special)):
+        if not may_hold_control_token(text):
             return text
         pattern = _special_pattern(self.special)
         if pattern is None:
@@ -106,15 +106,6 @@ class Tokenizer:
         while pattern.search(text):
             text = pattern.sub(lambda m: m.group(0)[0] + _ZWSP + m.group(0)[1:], text)
         return text
-
-
-@functools.lru_cache(maxsize=8)
-def _markers(special: tuple[str, ...]) -> tuple[str, ...]:
-    """Cheap substrings that every control token contains: a fast no-match test."""
-    markers = {"｜"} if any("｜" in s for s in special) else set()
-    markers |= {"<|"} if any("<|" in s for s in special) else set()
-    markers |= {s for s in special if "｜" not in s and "<|" not in s}
-    return tuple(sorted(markers))
 
 
 @functools.lru_cache(maxsize=8)
