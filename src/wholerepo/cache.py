@@ -1,4 +1,10 @@
-"""Token counts on disk, keyed by a hash of the exact text counted, in one SQLite file.
+"""Per-file results on disk, keyed by content hashes, in one SQLite file.
+
+Two tables: ``counts`` maps a hash of the exact text counted to its token count; ``files`` maps
+(how we render, path, hash of the file's bytes) to everything the packer derived from the file
+(skip reason, encoding, line count, redactions, the rendered section and its token count), so
+a warm run reads, hashes and looks up instead of decoding, redacting and rendering again. Rows of
+``files`` unused for PRUNE_AFTER_DAYS days are deleted.
 
 Safe under concurrent runs (WAL, a busy timeout, idempotent inserts). A cache that cannot be
 opened or is corrupt is rebuilt; if even that fails, runs go on without one.
@@ -9,10 +15,25 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 SCHEMA_VERSION = 1
+PRUNE_AFTER_DAYS = 30
+
+
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    """What packing derived from one file's bytes at one path, under one way of rendering."""
+
+    reason: str | None  # a skip reason decided from the content, or None
+    encoding: str | None
+    lines: int
+    tokens: int
+    redactions: tuple[str, ...]
+    section: str  # the rendered section ("" when skipped)
 
 
 def default_cache_dir() -> Path:
@@ -35,6 +56,7 @@ class TokenCache:
     def __init__(self, directory: Path | None) -> None:
         self.path = None if directory is None else directory / f"tokens-v{SCHEMA_VERSION}.sqlite"
         self._db: sqlite3.Connection | None = None
+        self._touched: list[str] = []  # keys of reused files rows last used before yesterday
         if self.path is not None:
             self._db = self._open(self.path, retry=True)
 
@@ -45,6 +67,11 @@ class TokenCache:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, tokens INTEGER NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
+                " reason TEXT, encoding TEXT, lines INTEGER NOT NULL, tokens INTEGER NOT NULL,"
+                " redactions TEXT NOT NULL, section TEXT NOT NULL)"
+            )
             db.execute("SELECT count(*) FROM (SELECT 1 FROM counts LIMIT 1)").fetchone()
             return db
         except sqlite3.OperationalError as exc:
@@ -65,6 +92,10 @@ class TokenCache:
             except OSError:
                 pass
         return self._open(path, retry=False)
+
+    @property
+    def enabled(self) -> bool:
+        return self._db is not None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, int]:
         if self._db is None:
@@ -93,7 +124,64 @@ class TokenCache:
         except sqlite3.Error:
             pass
 
+    def get_files(self, keys: Iterable[str]) -> dict[str, FileResult]:
+        if self._db is None:
+            return {}
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, FileResult] = {}
+        stale = _today() - 1
+        try:
+            for start in range(0, len(wanted), 500):
+                chunk = wanted[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                rows = self._db.execute(
+                    "SELECT key, used, reason, encoding, lines, tokens, redactions, section"
+                    f" FROM files WHERE key IN ({marks})",
+                    chunk,
+                )
+                for key, used, reason, encoding, lines, tokens, redactions, section in rows:
+                    found[key] = FileResult(
+                        reason,
+                        encoding,
+                        int(lines),
+                        int(tokens),
+                        tuple(filter(None, redactions.split(","))),
+                        section,
+                    )
+                    if used < stale:
+                        self._touched.append(key)
+        except sqlite3.Error:
+            return found
+        return found
+
+    def put_files(self, items: dict[str, FileResult]) -> None:
+        """Store new results, mark reused ones as used today and drop long-unused ones."""
+        if self._db is None or not (items or self._touched):
+            return
+        today = _today()
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (k, today, r.reason, r.encoding, r.lines, r.tokens, ",".join(r.redactions), r.section)
+                        for k, r in items.items()
+                    ],
+                )
+                self._db.executemany(
+                    "UPDATE files SET used = ? WHERE key = ?", [(today, k) for k in self._touched]
+                )
+                self._db.execute("DELETE FROM files WHERE used < ?", (today - PRUNE_AFTER_DAYS,))
+            self._touched = []
+        except sqlite3.Error:
+            pass
+
     def close(self) -> None:
         if self._db is not None:
             self._db.close()
             self._db = None
+
+
+def _today() -> int:
+    return int(time.time() // 86400)

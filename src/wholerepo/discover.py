@@ -179,8 +179,23 @@ def _walk(root: Path) -> Iterator[Candidate]:
     yield from visit(root, "")
 
 
-def read_bytes(root: Path, rel: str) -> bytes:
-    """Read one listed file without following a symlink out of the repository."""
+class FileTooLarge(Exception):
+    """A file over the size limit: not read."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
+def read_bytes(root: Path, rel: str, limit: int | None = None) -> bytes:
+    """Read one listed file without following a symlink out of the repository.
+
+    Raises FileTooLarge, without reading, for a file of more than ``limit`` bytes.
+    """
     fd = os.open(os.path.join(root, rel), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb") as fh:
-        return fh.read()
+    with os.fdopen(fd, "rb", buffering=0) as fh:
+        if limit is not None:
+            size = os.fstat(fd).st_size
+            if size > limit:
+                raise FileTooLarge(size)
+        return fh.readall()

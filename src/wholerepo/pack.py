@@ -8,19 +8,20 @@ add up to the count of the whole (see styles.py).
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from . import budget as budgeting
 from . import filters, styles
-from .cache import TokenCache, default_cache_dir, text_key
+from .cache import FileResult, TokenCache, default_cache_dir, text_key
 from .config import Settings, load_settings
-from .discover import Candidate, Listing, discover, read_bytes
+from .discover import Candidate, FileTooLarge, Listing, discover, read_bytes
 from .errors import BudgetError, UsageError
-from .redact import Redactor, redaction_key
 from .tokens import Tokenizer, get_tokenizer, may_hold_control_token
 
 Progress = Callable[[str, int, int], None]
@@ -112,10 +113,20 @@ class _Work:
     lines: int = 0
     reason: str | None = None
     encoding: str | None = None
-    text: str = ""
+    data: bytes = b""  # the file's bytes, from reading until decoding
+    key: str = ""  # the file-results cache key: how we render, the path, a hash of the bytes
+    text: str | None = ""  # redacted, defanged, unnumbered; None once dropped
     redactions: tuple[str, ...] = ()
     section: str = ""
-    tokens: int = 0
+    tokens: int = -1  # -1 until counted
+
+    def result(self) -> FileResult:
+        return FileResult(self.reason, self.encoding, self.lines, self.tokens, self.redactions, self.section)
+
+    def reuse(self, known: FileResult) -> None:
+        self.reason, self.encoding, self.lines = known.reason, known.encoding, known.lines
+        self.tokens, self.redactions, self.section = known.tokens, known.redactions, known.section
+        self.data, self.text = b"", None
 
 
 def _without(listing: Listing, files: Iterable[str | os.PathLike[str]]) -> Listing:
@@ -204,38 +215,39 @@ def pack(
         where = "repository" if listing.in_git else "directory"
         raise UsageError(f"nothing to pack: the {where} at {root} lists no files")
     rules = _rules(listing, settings)
-    redactor = Redactor() if settings.redact else None
     work = [_Work(c) for c in listing.candidates]
-    total = len(work)
     counter = _Counter(settings, tokenizer, progress)
+    # A warm run takes each unchanged file's section from the cache; callers that want the
+    # file's text (the reviewer's verifier) get it decoded and redacted afresh.
+    reuse = counter.caching and not keep_file_text
+    render_key = _render_key(settings)
+    computed: list[_Work] = []  # files decoded in this run (not taken from the cache)
     try:
-        for done, w in enumerate(work, 1):
-            _load(listing.root, w, rules)
-            if done % 256 == 0:
-                progress("read", done, total)
-        progress("read", total, total)
-        if redactor is not None:
-            _redact(redactor, [w for w in work if w.reason is None], counter)
-        for w in work:
-            if w.reason is None:
-                # What is sent is what is counted: control-token strings are broken in the output.
-                w.text = counter.defang(w.text)
-                entry = styles.Entry(
-                    w.candidate.path,
-                    _numbered(w, settings),
-                    w.lines,
-                    language=styles.language_of(w.candidate.path),
-                )
-                section = styles.render_section(settings.style, entry, last=False)
-                # The text is defanged already; only the path could bring a control token in.
-                w.section = counter.defang(section) if may_hold_control_token(w.candidate.path) else section
+        for start in range(0, len(work), _CHUNK):
+            chunk = work[start : start + _CHUNK]
+            for w in chunk:
+                _read(listing.root, w, rules, render_key)
+            known = counter.known_files([w.key for w in chunk if w.key]) if reuse else {}
+            fresh = []
+            for w in chunk:
+                if w.key in known:
+                    w.reuse(known[w.key])
+                elif w.key:
+                    _decode(w)
+                    computed.append(w)
+                    if w.reason is None:
+                        fresh.append(w)
+            if settings.redact:
+                _redact(fresh, counter)
+            for w in fresh:
+                _render(w, settings, counter)
                 if not keep_file_text:
-                    w.text = ""
-
+                    w.text = None
+            counter.submit(fresh)
+            progress("read", min(start + _CHUNK, len(work)), len(work))
+        counter.finish()
+        counter.remember_files({w.key: w.result() for w in computed})
         kept = [w for w in work if w.reason is None]
-        counts = counter.count([w.section for w in kept])
-        for w, n in zip(kept, counts, strict=False):
-            w.tokens = n
         chosen, text, prompt_tokens = _fit(listing, work, kept, settings, counter)
     finally:
         counter.close()
@@ -254,8 +266,40 @@ def pack(
     )
 
 
-def _load(root: Path, w: _Work, rules: filters.Rules) -> None:
-    """Read, classify and decode one file, recording a skip reason instead of raising."""
+_CHUNK = 64  # files read, rendered and handed to the counting threads at a time
+
+# The modules whose code decides what a file's section is: a change to any of them (a new
+# wholerepo, or a local edit) must not reuse sections rendered by the old code.
+_RENDERING_MODULES = ("pack.py", "filters.py", "redact.py", "styles.py", "tokens.py", "vocab.py")
+
+
+@functools.lru_cache(maxsize=1)
+def _code_digest() -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    here = Path(__file__).parent
+    for name in _RENDERING_MODULES:
+        try:
+            digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+        except OSError:  # installed without sources (zipapp, frozen): never reuse across runs
+            digest.update(os.urandom(16))
+    return digest.hexdigest()
+
+
+def _render_key(settings: Settings) -> bytes:
+    """Everything besides the path and the bytes that decides a file's section and its count."""
+    parts = (
+        _code_digest(),
+        settings.tokenizer,
+        settings.style,
+        settings.line_numbers,
+        str(settings.line_number_interval),
+        str(settings.redact),
+    )
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).digest()
+
+
+def _read(root: Path, w: _Work, rules: filters.Rules, render_key: bytes) -> None:
+    """Read one file and key it by content, recording a skip reason instead of raising."""
     reason = filters.by_path(w.candidate, rules)
     if reason is not None:
         w.reason = str(reason)
@@ -266,15 +310,22 @@ def _load(root: Path, w: _Work, rules: filters.Rules) -> None:
                 pass
         return
     try:
-        w.size = os.lstat(os.path.join(root, w.candidate.path)).st_size
-        if w.size > rules.max_file_size:
-            w.reason = str(filters.Reason.TOO_LARGE)
-            return
-        data = read_bytes(root, w.candidate.path)
+        w.data = read_bytes(root, w.candidate.path, rules.max_file_size)
+    except FileTooLarge as exc:
+        w.size, w.reason = exc.size, str(filters.Reason.TOO_LARGE)
+        return
     except OSError:
         w.reason = str(filters.Reason.UNREADABLE)
         return
-    w.size = len(data)
+    w.size = len(w.data)
+    content = hashlib.blake2b(w.data, digest_size=20).digest()
+    path = w.candidate.path.encode("utf-8", "surrogateescape")
+    w.key = hashlib.blake2b(render_key + content + path, digest_size=20).hexdigest()
+
+
+def _decode(w: _Work) -> None:
+    """Decode the bytes read and apply the skips that need the content."""
+    data, w.data = w.data, b""
     decoded = filters.decode(data)
     if isinstance(decoded, filters.Reason):
         w.reason = str(decoded)
@@ -285,22 +336,54 @@ def _load(root: Path, w: _Work, rules: filters.Rules) -> None:
         return
     w.text = decoded.text
     w.encoding = decoded.encoding
-    w.lines = _line_count(w.text)
+    w.lines = _line_count(decoded.text)
+
+
+def _render(w: _Work, settings: Settings, counter: _Counter) -> None:
+    # What is sent is what is counted: control-token strings are broken in the output.
+    w.text = counter.defang(w.text or "")
+    entry = styles.Entry(
+        w.candidate.path, _numbered(w.text, settings), w.lines, language=styles.language_of(w.candidate.path)
+    )
+    section = styles.render_section(settings.style, entry, last=False)
+    # The text is defanged already; only the path could bring a control token in.
+    w.section = counter.defang(section) if may_hold_control_token(w.candidate.path) else section
 
 
 def _line_count(text: str) -> int:
     return text.count("\n") + (0 if text.endswith("\n") or not text else 1)
 
 
-def _redact(redactor: Redactor, kept: list[_Work], counter: _Counter) -> None:
+@functools.lru_cache(maxsize=1)
+def _redaction_rules_digest() -> str:
+    # Any change to the rules (redact.py) invalidates what the cache knows about clean files.
+    # Read, not imported: a warm run whose files are all known clean never compiles the rules.
+    source = Path(__file__).with_name("redact.py")
+    return hashlib.blake2b(source.read_bytes(), digest_size=8).hexdigest()
+
+
+def redaction_key(path: str, text: str) -> str:
+    """A cache key for "this file, with this text, holds no secret" under the current rules."""
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
+    digest.update(text.encode("utf-8", "surrogatepass"))
+    return f"redact-{_redaction_rules_digest()}:{digest.hexdigest()}"
+
+
+def _redact(kept: list[_Work], counter: _Counter) -> None:
     """Redact secrets; files the cache knows to be clean (same path, same text) are not scanned."""
-    keys = [redaction_key(w.candidate.path, w.text) for w in kept]
+    keys = [redaction_key(w.candidate.path, w.text or "") for w in kept]
     known = counter.cached(keys)
     clean: dict[str, int] = {}
+    redactor = None
     for w, key in zip(kept, keys, strict=True):
         if known.get(key) == 0:
             continue
-        w.text, w.redactions = redactor.redact(w.candidate.path, w.text)
+        if redactor is None:
+            from .redact import Redactor
+
+            redactor = Redactor()
+        w.text, w.redactions = redactor.redact(w.candidate.path, w.text or "")
         w.lines = _line_count(w.text)
         if not w.redactions:
             clean[key] = 0
@@ -308,19 +391,36 @@ def _redact(redactor: Redactor, kept: list[_Work], counter: _Counter) -> None:
 
 
 class _Counter:
-    """Counts texts exactly, through the cache; loads the tokenizer only on a miss."""
+    """Counts texts exactly, through the cache, on worker threads while the packer renders.
+
+    The tokenizer is loaded on the first miss. tiktoken releases the GIL while it encodes, so
+    sections submitted early are counted on another core while later files are still read,
+    redacted and rendered.
+    """
 
     def __init__(self, settings: Settings, tokenizer: Tokenizer | None, progress: Progress) -> None:
         self.name = settings.tokenizer
         self._tokenizer = tokenizer
         self._progress = progress
         self._cache = TokenCache(default_cache_dir() if settings.cache else None)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[_Work, str, Future[int]]] = []
+
+    @property
+    def caching(self) -> bool:
+        return self._cache.enabled
 
     def cached(self, keys: list[str]) -> dict[str, int]:
         return self._cache.get_many(keys)
 
     def remember(self, items: dict[str, int]) -> None:
         self._cache.put_many(items)
+
+    def known_files(self, keys: list[str]) -> dict[str, FileResult]:
+        return self._cache.get_files(keys)
+
+    def remember_files(self, items: dict[str, FileResult]) -> None:
+        self._cache.put_files(items)
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -332,24 +432,44 @@ class _Counter:
         """Break control-token strings; loads the tokenizer only when ``text`` may hold one."""
         return self.tokenizer.defang(text) if may_hold_control_token(text) else text
 
+    def submit(self, works: list[_Work]) -> None:
+        """Start counting the sections of ``works``; cached counts are filled in at once."""
+        keys = [text_key(self.name, w.section) for w in works]
+        known = self._cache.get_many(keys)
+        for w, key in zip(works, keys, strict=True):
+            if key in known:
+                w.tokens = known[key]
+                continue
+            if self._pool is None:
+                tok = self.tokenizer  # loaded here, on the main thread, before any worker starts
+                self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+                self._count = tok.count_sent
+            self._pending.append((w, key, self._pool.submit(self._count, w.section)))
+
+    def finish(self) -> None:
+        """Wait for every submitted count and store the new ones."""
+        fresh: dict[str, int] = {}
+        total = len(self._pending)
+        for done, (w, key, future) in enumerate(self._pending, 1):
+            w.tokens = fresh[key] = future.result()
+            if done % _CHUNK == 0 or done == total:
+                self._progress("count", done, total)
+        self._pending = []
+        self._cache.put_many(fresh)
+
     def count(self, texts: list[str]) -> list[int]:
+        """Exact counts of whole output pieces (already defanged), through the cache."""
         keys = [text_key(self.name, t) for t in texts]
         known = self._cache.get_many(keys)
-        missing = [i for i, k in enumerate(keys) if k not in known]
-        if missing:
-            tok = self.tokenizer
-            fresh: dict[str, int] = {}
-            step = 64
-            for start in range(0, len(missing), step):
-                batch = missing[start : start + step]
-                for i, n in zip(batch, tok.count_many([texts[i] for i in batch]), strict=False):
-                    fresh[keys[i]] = n
-                self._progress("count", min(start + step, len(missing)), len(missing))
-            self._cache.put_many(fresh)
-            known.update(fresh)
+        fresh = {k: self.tokenizer.count_sent(t) for k, t in zip(keys, texts, strict=True) if k not in known}
+        self._cache.put_many(fresh)
+        known.update(fresh)
         return [known[k] for k in keys]
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         self._cache.close()
 
 
@@ -422,8 +542,8 @@ def _fit(
     return chosen, text, n
 
 
-def _numbered(w: _Work, settings: Settings) -> str:
-    return styles.number_lines(w.text, settings.line_numbers, settings.line_number_interval)
+def _numbered(text: str, settings: Settings) -> str:
+    return styles.number_lines(text, settings.line_numbers, settings.line_number_interval)
 
 
 def _packed(w: _Work, chosen: set[str]) -> PackedFile:

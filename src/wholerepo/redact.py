@@ -15,8 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import functools
-import hashlib
 import importlib
 import math
 import re
@@ -24,7 +22,6 @@ import string
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any, cast
 
 __all__ = ["Redactor", "placeholder"]
@@ -748,17 +745,3 @@ def _resolve(text: str, found: list[Secret]) -> list[Secret]:
 def _overlaps(taken: list[tuple[int, int]], a: int, b: int) -> bool:
     i = bisect.bisect_left(taken, (a, b))
     return (i > 0 and taken[i - 1][1] > a) or (i < len(taken) and taken[i][0] < b)
-
-
-@functools.lru_cache(maxsize=1)
-def _rules_digest() -> str:
-    # Any change to the rules (this file) invalidates what the cache knows about clean files.
-    return hashlib.blake2b(Path(__file__).read_bytes(), digest_size=8).hexdigest()
-
-
-def redaction_key(path: str, text: str) -> str:
-    """A cache key for "this file, with this text, holds no secret" under the current rules."""
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
-    digest.update(text.encode("utf-8", "surrogatepass"))
-    return f"redact-{_rules_digest()}:{digest.hexdigest()}"

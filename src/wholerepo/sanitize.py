@@ -39,6 +39,7 @@ _NEWLINES = re.compile("\r\n?|[\u2028\u2029\x85]")
 _SPACES = re.compile(r"\s+")
 _MENTION = re.compile(r"@(?=[A-Za-z0-9_])")
 _COMMENT_OPEN = re.compile(r"<(?=!)")
+_LT_UNBROKEN = re.compile("<(?!\u200b)")
 _IMAGE = re.compile(r"!(?=\[)")
 
 
@@ -63,8 +64,9 @@ def clean_text(text: object, limit: int = 20_000) -> str:
     if text is None:
         return ""
     value = text if isinstance(text, str) else str(text)
-    # Cap before and after: cheap on huge input, exact on the result.
-    return cap(strip_control(value[: limit * 2 + 64]), limit)
+    # Cap before and after: cheap on huge input, exact on the result. Markers are broken here too:
+    # plain text (terminal, JSON, SARIF) may be pasted or posted where a forged marker would count.
+    return cap(neutralise_markers(strip_control(value[: limit * 2 + 64])), limit)
 
 
 def one_line(text: object, limit: int = 300) -> str:
@@ -92,7 +94,7 @@ def markdown_text(text: object, limit: int = 20_000) -> str:
     value = clean_text(text, limit)
     # A zero-width space after "<" keeps the character visible but never starts a tag, a
     # comment (our markers) or an autolink, and reads the same inside code spans.
-    value = value.replace("<", "<" + ZWSP)
+    value = _LT_UNBROKEN.sub("<" + ZWSP, value)
     value = _IMAGE.sub("!" + ZWSP, value)
     return neutralise_mentions(value)
 

