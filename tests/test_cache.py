@@ -13,6 +13,7 @@ import pytest
 
 import wholerepo
 from conftest import MakeRepo
+from test_redact import SEEDS, source_for
 from wholerepo.cache import TokenCache, text_key
 from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer
 
@@ -173,3 +174,106 @@ def test_token_cache_roundtrip_and_keys(tmp_path: Path) -> None:
     cache.close()
     assert TokenCache(tmp_path / "c").get_many([k1]) == {k1: 3}
     assert TokenCache(None).get_many([k1]) == {}
+
+
+# --- whole file results (the warm path of `wholerepo pack`) ------------------------------------
+
+RICH_FILES: dict[str, str | bytes] = {
+    **FILES,
+    "config.py": source_for(SEEDS[2]),  # a GitHub token: redacted
+    "logo.svg.txt": b"\x89PNG\r\n\x1a\n\x00\x00 binary with a text name",
+    "legacy.txt": "caf\xe9 cr\xe8me\n".encode("latin-1"),
+    "min.js": "var a=1;" * 800,
+}
+
+
+def packed(root: Path, **options: object) -> wholerepo.Pack:
+    return wholerepo.pack(root, keep_file_text=False, **options)  # type: ignore[arg-type]
+
+
+def file_rows(isolated_env: Path) -> list[tuple[str, int, str]]:
+    [db] = cache_files(isolated_env)
+    con = sqlite3.connect(db)
+    try:
+        return list(con.execute("SELECT key, used, section FROM files ORDER BY key"))
+    finally:
+        con.close()
+
+
+def test_warm_pack_reuses_whole_file_results(make_repo: MakeRepo, isolated_env: Path) -> None:
+    root = make_repo(RICH_FILES)
+    cold = packed(root)
+    rows = file_rows(isolated_env)
+    # One row per file that was read: the binary, minified and redacted ones included.
+    assert len(rows) == len(RICH_FILES)
+    warm_tok = RecordingTokenizer(get_tokenizer(DEEPSEEK_V4))
+    warm = packed(root, tokenizer=warm_tok)
+    assert warm_tok.calls == []
+    assert warm.text == cold.text and warm.manifest() == cold.manifest()
+    assert warm.text == packed(root, cache=False).text
+    secret = warm.file("config.py")
+    assert secret is not None and secret.redactions == ("github-token",)
+    assert SEEDS[2].value not in warm.text
+    reasons = {f.path: f.reason for f in warm.files}
+    assert reasons["logo.svg.txt"] == "binary" and reasons["min.js"] == "minified"
+    assert warm.file("legacy.txt") is not None and warm.file("legacy.txt").encoding == "cp1252"  # type: ignore[union-attr]
+
+    # The sections really come from the cache: a row edited behind our back shows up.
+    [db] = cache_files(isolated_env)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE files SET section = replace(section, 'def a()', 'def CACHED()')")
+    con.close()
+    assert "def CACHED()" in packed(root).text
+    # ...and only the packer's warm path uses them: the API default re-reads the text.
+    assert "def CACHED()" not in wholerepo.pack(root).text
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"style": "markdown"},
+        {"style": "json"},
+        {"line_numbers": "all"},
+        {"line_numbers": "none"},
+        {"line_number_interval": 5},
+        {"redact": False},
+        {"tokenizer": "cl100k_base"},
+    ],
+    ids=lambda c: "-".join(f"{k}={v}" for k, v in c.items()),
+)
+def test_file_results_follow_settings(make_repo: MakeRepo, change: dict[str, object]) -> None:
+    root = make_repo(RICH_FILES)
+    packed(root)
+    cached = packed(root, **change)
+    fresh = packed(root, cache=False, **change)
+    assert cached.text == fresh.text and cached.manifest() == fresh.manifest()
+
+
+def test_file_results_follow_content_and_path(make_repo: MakeRepo) -> None:
+    root = make_repo(RICH_FILES)
+    packed(root)
+    (root / "src" / "a.py").write_text("def a():\n    return 2\n")
+    (root / "src" / "b.py").rename(root / "src" / "renamed.py")
+    (root / "legacy.txt").write_bytes(b"now utf-8 \xe2\x9c\x93\n")
+    cached, fresh = packed(root), packed(root, cache=False)
+    assert cached.text == fresh.text and cached.manifest() == fresh.manifest()
+    assert 'path="src/renamed.py"' in cached.text and "return 2" in cached.text
+
+
+def test_unused_file_results_are_pruned(make_repo: MakeRepo, isolated_env: Path) -> None:
+    root = make_repo(RICH_FILES)
+    packed(root)
+    [db] = cache_files(isolated_env)
+    con = sqlite3.connect(db)
+    with con:
+        con.execute("UPDATE files SET used = used - 40")
+    con.close()
+    before = file_rows(isolated_env)
+    (root / "src" / "a.py").write_text("def a():\n    return 3\n")
+    packed(root)
+    after = file_rows(isolated_env)
+    # The old version of src/a.py (unused for 40 days) is gone; files read again were kept.
+    assert len(after) == len(before)
+    assert len({key for key, _, _ in after} - {key for key, _, _ in before}) == 1
+    assert len({used for _, used, _ in after}) == 1, "every row left was marked as used today"

@@ -185,7 +185,7 @@ def pack(
     settings: Settings | None = None,
     *,
     on_progress: Progress | None = None,
-    tokenizer: Tokenizer | None = None,
+    tokenizer: Tokenizer | str | None = None,
     keep_file_text: bool = True,
     omit: Iterable[str | os.PathLike[str]] = (),
     **options: Any,
@@ -198,6 +198,8 @@ def pack(
     peak memory near twice the output's size. ``omit`` names files the caller writes (its output
     and manifest): left out of the listing, so packing twice into the repository gives the same text.
     """
+    if isinstance(tokenizer, str):  # the setting (a tokenizer's name), not a loaded Tokenizer
+        options["tokenizer"], tokenizer = tokenizer, None
     root = Path(path)
     if not root.exists():
         raise UsageError(f"path does not exist: {root}")
