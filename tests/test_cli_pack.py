@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 from importlib.metadata import version
 from pathlib import Path
 
@@ -311,3 +313,22 @@ def test_help_shows_examples() -> None:
         assert flag in result.stdout
     top = run("--help")
     assert "wholerepo pack" in top.stdout
+
+
+def test_console_entry_point_exit_codes_and_a_reader_that_leaves(make_repo: MakeRepo) -> None:
+    # The real process (python -m wholerepo runs cli.run, as the console script does).
+    root = make_repo({f"m{i}.py": f"value_{i} = {i}\n" * 400 for i in range(30)})
+    cmd = [sys.executable, "-m", "wholerepo"]
+    ok = subprocess.run([*cmd, "pack", str(root), "-q"], capture_output=True, check=False)
+    assert ok.returncode == 0 and ok.stdout.endswith(b"</repository>\n") and ok.stderr == b""
+    bad = subprocess.run([*cmd, "pack", str(root / "missing")], capture_output=True, check=False)
+    assert bad.returncode == 2 and bad.stderr.decode().startswith("Error: ")
+    assert bad.stderr.decode().count("\n") == 1
+    # `wholerepo pack | head -c 100`: the reader leaves early; no traceback, no noise.
+    proc = subprocess.Popen([*cmd, "pack", str(root), "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    head = proc.stdout.read(100)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0
+    assert len(head) == 100 and err == b""

@@ -2,9 +2,9 @@
 
 Two tables: ``counts`` maps a hash of the exact text counted to its token count; ``files`` maps
 (how we render, path, hash of the file's bytes) to everything the packer derived from the file
-(skip reason, encoding, line count, redactions, the rendered section and its token count), so
-a warm run reads, hashes and looks up instead of decoding, redacting and rendering again. Rows of
-``files`` unused for PRUNE_AFTER_DAYS days are deleted.
+(skip reason, encoding, line count, redactions, the rendered section, and the ``counts`` key of
+that section), so a warm run reads, hashes and looks up instead of decoding, redacting and
+rendering again. Rows of ``files`` unused for PRUNE_AFTER_DAYS days are deleted.
 
 Safe under concurrent runs (WAL, a busy timeout, idempotent inserts). A cache that cannot be
 opened or is corrupt is rebuilt; if even that fails, runs go on without one.
@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 1 had only the counts table, in tokens-v1.sqlite
 PRUNE_AFTER_DAYS = 30
 
 
@@ -31,9 +31,10 @@ class FileResult:
     reason: str | None  # a skip reason decided from the content, or None
     encoding: str | None
     lines: int
-    tokens: int
+    count_key: str  # the counts key of the section ("" when skipped)
     redactions: tuple[str, ...]
     section: str  # the rendered section ("" when skipped)
+    tokens: int = 0  # the section's count, filled in from counts when read back
 
 
 def default_cache_dir() -> Path:
@@ -54,7 +55,7 @@ class TokenCache:
     """A mapping from text keys to token counts; every failure degrades to a miss."""
 
     def __init__(self, directory: Path | None) -> None:
-        self.path = None if directory is None else directory / f"tokens-v{SCHEMA_VERSION}.sqlite"
+        self.path = None if directory is None else directory / f"cache-v{SCHEMA_VERSION}.sqlite"
         self._db: sqlite3.Connection | None = None
         self._touched: list[str] = []  # keys of reused files rows last used before yesterday
         if self.path is not None:
@@ -63,13 +64,15 @@ class TokenCache:
     def _open(self, path: Path, retry: bool) -> sqlite3.Connection | None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            for suffix in ("", "-wal", "-shm"):  # the first schema's file, now unused
+                (path.parent / f"tokens-v1.sqlite{suffix}").unlink(missing_ok=True)
             db = sqlite3.connect(path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, tokens INTEGER NOT NULL)")
             db.execute(
                 "CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
-                " reason TEXT, encoding TEXT, lines INTEGER NOT NULL, tokens INTEGER NOT NULL,"
+                " reason TEXT, encoding TEXT, lines INTEGER NOT NULL, count_key TEXT NOT NULL,"
                 " redactions TEXT NOT NULL, section TEXT NOT NULL)"
             )
             db.execute("SELECT count(*) FROM (SELECT 1 FROM counts LIMIT 1)").fetchone()
@@ -135,18 +138,17 @@ class TokenCache:
                 chunk = wanted[start : start + 500]
                 marks = ",".join("?" * len(chunk))
                 rows = self._db.execute(
-                    "SELECT key, used, reason, encoding, lines, tokens, redactions, section"
-                    f" FROM files WHERE key IN ({marks})",
+                    "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions,"
+                    " f.section, c.tokens FROM files f LEFT JOIN counts c ON c.key = f.count_key"
+                    f" WHERE f.key IN ({marks})",
                     chunk,
                 )
-                for key, used, reason, encoding, lines, tokens, redactions, section in rows:
+                for key, used, reason, encoding, lines, count_key, redactions, section, tokens in rows:
+                    if reason is None and tokens is None:
+                        continue  # the section's count is gone: not a usable result
+                    kinds = tuple(filter(None, redactions.split(",")))
                     found[key] = FileResult(
-                        reason,
-                        encoding,
-                        int(lines),
-                        int(tokens),
-                        tuple(filter(None, redactions.split(","))),
-                        section,
+                        reason, encoding, int(lines), count_key, kinds, section, int(tokens or 0)
                     )
                     if used < stale:
                         self._touched.append(key)
@@ -165,7 +167,16 @@ class TokenCache:
                 self._db.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
-                        (k, today, r.reason, r.encoding, r.lines, r.tokens, ",".join(r.redactions), r.section)
+                        (
+                            k,
+                            today,
+                            r.reason,
+                            r.encoding,
+                            r.lines,
+                            r.count_key,
+                            ",".join(r.redactions),
+                            r.section,
+                        )
                         for k, r in items.items()
                     ],
                 )

@@ -606,3 +606,27 @@ def models_command(ctx: click.Context, /, **params: Any) -> None:
 
 
 __all__ = ["FAIL_ON", "FORMATS", "THINKING", "flag_overrides", "functools", "main", "pack_options"]
+
+
+def run() -> None:
+    """The console script: ``main``, then an exit that skips the interpreter's teardown.
+
+    Finalising the interpreter frees every object one by one, after a cold pack the tokenizer's
+    tables too: about 0.1 s, a tenth of such a run. When a command returns, its files are written
+    and closed, so flushing the standard streams is all that is left to do.
+    """
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            code = exc.code or 0
+        else:  # sys.exit("message"): Python prints it and exits 1
+            print(exc.code, file=sys.stderr)
+            code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a reader that left (| head) or a closed stream
+            pass
+    os._exit(code)

@@ -120,8 +120,9 @@ class _Work:
     section: str = ""
     tokens: int = -1  # -1 until counted
 
-    def result(self) -> FileResult:
-        return FileResult(self.reason, self.encoding, self.lines, self.tokens, self.redactions, self.section)
+    def result(self, tokenizer: str) -> FileResult:
+        count_key = text_key(tokenizer, self.section) if self.reason is None else ""
+        return FileResult(self.reason, self.encoding, self.lines, count_key, self.redactions, self.section)
 
     def reuse(self, known: FileResult) -> None:
         self.reason, self.encoding, self.lines = known.reason, known.encoding, known.lines
@@ -247,8 +248,9 @@ def pack(
                     w.text = None
             counter.submit(fresh)
             progress("read", min(start + _CHUNK, len(work)), len(work))
+        # Stored while the counting threads finish; a result is used only with its count.
+        counter.remember_files({w.key: w.result(settings.tokenizer) for w in computed})
         counter.finish()
-        counter.remember_files({w.key: w.result() for w in computed})
         kept = [w for w in work if w.reason is None]
         chosen, text, prompt_tokens = _fit(listing, work, kept, settings, counter)
     finally:
