@@ -14,7 +14,7 @@ from wholerepo.client import ChatClient, Endpoint
 from wholerepo.errors import ConfigError, UsageError
 from wholerepo.findings import example_reply, response_schema
 from wholerepo.gitdiff import changed_lines, diff_against
-from wholerepo.pack import settings_for
+from wholerepo.packer import settings_for
 from wholerepo.prompts import BUILTIN, REPOSITORY_HEAD, SYSTEM, render_instructions
 from wholerepo.review import PromptTooLargeError, Window, dry_run_report, exit_code, plan, run
 from wholerepo.tokens import get_tokenizer

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-# Bound eagerly on purpose: importing the submodule wholerepo.pack would otherwise shadow the
-# function of the same name on the package.
-from .pack import Pack, PackedFile, pack
+if TYPE_CHECKING:
+    from .packer import Pack, PackedFile, pack
 
 __all__ = ["Pack", "PackedFile", "__version__", "pack"]
 
 
 def __getattr__(name: str) -> Any:
+    # The packer is imported on first use: the token-counting helper (countworker.py) starts
+    # without it, and `wholerepo --help` does not pay for it.
+    if name in ("Pack", "PackedFile", "pack"):
+        from . import packer
+
+        return getattr(packer, name)
     # Read lazily: importlib.metadata costs tens of milliseconds at start-up.
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version

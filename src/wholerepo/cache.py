@@ -58,6 +58,7 @@ class TokenCache:
         self.path = None if directory is None else directory / f"cache-v{SCHEMA_VERSION}.sqlite"
         self._db: sqlite3.Connection | None = None
         self._touched: list[str] = []  # keys of reused files rows last used before yesterday
+        self.empty = True  # no counts stored yet: this run starts cold
         if self.path is not None:
             self._db = self._open(self.path, retry=True)
 
@@ -75,7 +76,7 @@ class TokenCache:
                 " reason TEXT, encoding TEXT, lines INTEGER NOT NULL, count_key TEXT NOT NULL,"
                 " redactions TEXT NOT NULL, section TEXT NOT NULL)"
             )
-            db.execute("SELECT count(*) FROM (SELECT 1 FROM counts LIMIT 1)").fetchone()
+            self.empty = db.execute("SELECT 1 FROM counts LIMIT 1").fetchone() is None
             return db
         except sqlite3.OperationalError as exc:
             # Locked or busy: another run holds it. Go on without a cache; never delete its file.

@@ -181,7 +181,7 @@ def _fmt(n: int) -> str:
 
 
 def print_summary(pack: Any) -> None:
-    from .pack import summarize
+    from .packer import summarize
 
     s = summarize(pack)
     total = len(pack.files)
@@ -281,7 +281,7 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
     """
     with _errors(params["debug"]):
         from .output import write_atomic, write_stdout
-        from .pack import pack, settings_for
+        from .packer import pack, settings_for
 
         path: Path = params["path"]
         _check_path(path)
@@ -413,7 +413,7 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
         from . import __version__
         from .client import ChatClient, Endpoint, require_api_key
         from .output import write_atomic, write_stdout
-        from .pack import settings_for
+        from .packer import settings_for
         from .report import render
         from .review import dry_run_report, dry_run_text, exit_code, plan, resolve_window, run
 
@@ -588,7 +588,7 @@ def models_command(ctx: click.Context, /, **params: Any) -> None:
     with _errors(params["debug"]):
         from .client import ChatClient, Endpoint, find_api_key
         from .output import write_stdout
-        from .pack import settings_for
+        from .packer import settings_for
 
         settings = settings_for(Path("."), flag_overrides(ctx, params))
         key, _names = find_api_key(settings.api_key_env)

@@ -35,6 +35,7 @@ class Candidate:
     path: str
     kind: str = "file"  # file | symlink | submodule | missing
     attributes: frozenset[str] = field(default_factory=frozenset)  # linguist-generated, ...
+    size: int = 0  # bytes on disk when listed (files only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,18 +96,25 @@ def _git_listing(repo: git.Repo, top: Path, root: Path, tracked_only: bool) -> L
         mode, rel = staged.groups()
         if rel not in kinds:  # an unmerged path appears once per stage
             kinds[rel] = {SYMLINK_MODE: "symlink", GITLINK_MODE: "submodule"}.get(mode, "file")
+    sizes: dict[str, int] = {}
     for rel, kind in kinds.items():
         if kind != "file":
             continue
         try:
-            if stat.S_ISLNK(os.lstat(root / rel).st_mode):
-                kinds[rel] = "symlink"
+            info = os.lstat(os.path.join(root, rel))
         except FileNotFoundError:
             kinds[rel] = "missing"  # tracked, but deleted from the work tree
+            continue
         except OSError:
-            pass
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            kinds[rel] = "symlink"
+        else:
+            sizes[rel] = info.st_size
     attrs = _linguist_attributes(g, str(root), [p for p, k in kinds.items() if k == "file"])
-    candidates = tuple(Candidate(p, kinds[p], attrs.get(p, frozenset())) for p in sorted(kinds))
+    candidates = tuple(
+        Candidate(p, kinds[p], attrs.get(p, frozenset()), sizes.get(p, 0)) for p in sorted(kinds)
+    )
     return Listing(root, candidates, in_git=True, repo_root=top)
 
 
@@ -171,8 +179,10 @@ def _walk(root: Path) -> Iterator[Candidate]:
                 if not ignored(rel, True):
                     yield from visit(Path(entry.path), rel + "/")
             elif not ignored(rel, False):
-                kind = "symlink" if stat.S_ISLNK(mode) else "file"
-                yield Candidate(rel, kind)
+                if stat.S_ISLNK(mode):
+                    yield Candidate(rel, "symlink")
+                else:
+                    yield Candidate(rel, "file", size=entry.stat(follow_symlinks=False).st_size)
         if pushed:
             specs.pop()
 

@@ -27,7 +27,7 @@ from .findings import (
     verify,
 )
 from .gitdiff import Diff, diff_against
-from .pack import Pack, pack
+from .packer import Pack, pack
 from .prompts import SYSTEM, Instructions, diff_block, render_instructions, repository_block, user_message
 from .redact import Redactor
 from .report import ReviewResult, Usage

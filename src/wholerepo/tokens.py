@@ -88,15 +88,30 @@ class Tokenizer:
 
     def defang(self, text: str) -> str:
         """Break control-token strings in repository text so no server reads them as markup."""
-        if not may_hold_control_token(text):
-            return text
-        pattern = _special_pattern(self.special)
-        if pattern is None:
-            return text
-        # Inserting U+200B after the first character breaks a match; repeat for overlaps.
-        while pattern.search(text):
-            text = pattern.sub(lambda m: m.group(0)[0] + _ZWSP + m.group(0)[1:], text)
+        return defang(text, self.special)
+
+
+def defang(text: str, special: tuple[str, ...]) -> str:
+    """``text`` with every string of ``special`` broken by a zero-width space after its first
+    character, so that no server reads repository text as control tokens."""
+    if not may_hold_control_token(text):
         return text
+    pattern = _special_pattern(special)
+    if pattern is None:
+        return text
+    # Inserting U+200B after the first character breaks a match; repeat for overlaps.
+    while pattern.search(text):
+        text = pattern.sub(lambda m: m.group(0)[0] + _ZWSP + m.group(0)[1:], text)
+    return text
+
+
+@functools.cache
+def control_tokens(name: str) -> tuple[str, ...]:
+    """The strings tokenizer ``name`` reads as control tokens, without loading its vocabulary
+    where that can be avoided (DeepSeek V4: the vocabulary file's header)."""
+    if name == DEEPSEEK_V4:
+        return tuple(vocab.read_header(_deepseek_v4_file())["special_tokens"])
+    return get_tokenizer(name).special
 
 
 @functools.lru_cache(maxsize=8)
@@ -108,6 +123,10 @@ def _special_pattern(special: tuple[str, ...]) -> re.Pattern[str] | None:
 
 
 def _deepseek_v4_vocabulary() -> vocab.Vocabulary:
+    return vocab.load(_deepseek_v4_file())
+
+
+def _deepseek_v4_file() -> bytes:
     path = Path(__file__).with_name("data") / "deepseek-v4.vocab"
     try:
         data = path.read_bytes()
@@ -121,7 +140,7 @@ def _deepseek_v4_vocabulary() -> vocab.Vocabulary:
             f"the DeepSeek V4 vocabulary in this installation is damaged ({path})",
             "reinstall wholerepo",
         )
-    return vocab.load(data)
+    return data
 
 
 @functools.cache
@@ -164,9 +183,23 @@ def _tiktoken_cached(name: str) -> tiktoken.Encoding:
     return tiktoken.get_encoding(name)
 
 
+def is_loaded(name: str) -> bool:
+    """Whether this process has loaded tokenizer ``name`` already."""
+    return name in _LOADED
+
+
+_LOADED: set[str] = set()
+
+
 @functools.cache
 def get_tokenizer(name: str) -> Tokenizer:
     """Return the named tokenizer, loaded from local data only."""
+    tokenizer = _load_tokenizer(name)
+    _LOADED.add(name)
+    return tokenizer
+
+
+def _load_tokenizer(name: str) -> Tokenizer:
     if name == DEEPSEEK_V4:
         return _deepseek_v4()
     if name in ("cl100k_base", "o200k_base"):

@@ -95,12 +95,21 @@ def build(tokenizer_json: bytes, *, name: str, source: str, source_sha256: str) 
     return MAGIC + line + bytes(map(len, tokens)) + b"".join(tokens)
 
 
-def load(data: bytes) -> Vocabulary:
-    """Read the shipped layout back (callers check its sha256 first)."""
+def read_header(data: bytes) -> dict[str, Any]:
+    """The header alone, with ``special_tokens``: the added tokens' strings in id order."""
     if not data.startswith(MAGIC):
         raise ValueError("not a wholerepo vocabulary file")
     end = data.index(b"\n", len(MAGIC))
     header: dict[str, Any] = json.loads(data[len(MAGIC) : end])
+    header["special_tokens"] = [content for content, _ in header["special"]]
+    header["data_offset"] = end + 1
+    return header
+
+
+def load(data: bytes) -> Vocabulary:
+    """Read the shipped layout back (callers check its sha256 first)."""
+    header = read_header(data)
+    end = header["data_offset"] - 1
     count, first = int(header["tokens"]), int(header["first_rank"])
     lengths = data[end + 1 : end + 1 + count]
     blob = data[end + 1 + count :]

@@ -20,9 +20,17 @@ from . import budget as budgeting
 from . import filters, styles
 from .cache import FileResult, TokenCache, default_cache_dir, text_key
 from .config import Settings, load_settings
+from .countworker import CountWorker, WorkerFailed
 from .discover import Candidate, FileTooLarge, Listing, discover, read_bytes
 from .errors import BudgetError, UsageError
-from .tokens import Tokenizer, get_tokenizer, may_hold_control_token
+from .tokens import (
+    Tokenizer,
+    control_tokens,
+    defang,
+    get_tokenizer,
+    is_loaded,
+    may_hold_control_token,
+)
 
 Progress = Callable[[str, int, int], None]
 
@@ -219,7 +227,8 @@ def pack(
         raise UsageError(f"nothing to pack: the {where} at {root} lists no files")
     rules = _rules(listing, settings)
     work = [_Work(c) for c in listing.candidates]
-    counter = _Counter(settings, tokenizer, progress)
+    text_bytes = sum(c.size for c in listing.candidates if c.size <= settings.max_file_size)
+    counter = _Counter(settings, tokenizer, progress, text_bytes)
     # A warm run takes each unchanged file's section from the cache; callers that want the
     # file's text (the reviewer's verifier) get it decoded and redacted afresh.
     reuse = counter.caching and not keep_file_text
@@ -271,10 +280,13 @@ def pack(
 
 
 _CHUNK = 64  # files read, rendered and handed to the counting threads at a time
+# A cold run with at least this many bytes of files counts in a helper process (countworker.py):
+# its start-up (~0.35 s, on the other core) then hides behind this process's own work.
+_WORKER_MIN_BYTES = 1_000_000
 
 # The modules whose code decides what a file's section is: a change to any of them (a new
 # wholerepo, or a local edit) must not reuse sections rendered by the old code.
-_RENDERING_MODULES = ("pack.py", "filters.py", "redact.py", "styles.py", "tokens.py", "vocab.py")
+_RENDERING_MODULES = ("packer.py", "filters.py", "redact.py", "styles.py", "tokens.py", "vocab.py")
 
 
 @functools.lru_cache(maxsize=1)
@@ -395,20 +407,31 @@ def _redact(kept: list[_Work], counter: _Counter) -> None:
 
 
 class _Counter:
-    """Counts texts exactly, through the cache, on worker threads while the packer renders.
+    """Counts texts exactly, through the cache, while the packer goes on reading and rendering.
 
-    The tokenizer is loaded on the first miss. tiktoken releases the GIL while it encodes, so
-    sections submitted early are counted on another core while later files are still read,
-    redacted and rendered.
+    A run that starts cold counts in a helper process (countworker.py), started at once, which
+    builds the tokenizer on another core while this process discovers, reads and renders.
+    Otherwise misses are counted here, on threads (tiktoken releases the GIL while it encodes),
+    with the tokenizer loaded at the first miss. Either way the counts are the same tokenizer's.
     """
 
-    def __init__(self, settings: Settings, tokenizer: Tokenizer | None, progress: Progress) -> None:
+    def __init__(
+        self, settings: Settings, tokenizer: Tokenizer | None, progress: Progress, text_bytes: int = 0
+    ) -> None:
         self.name = settings.tokenizer
         self._tokenizer = tokenizer
         self._progress = progress
         self._cache = TokenCache(default_cache_dir() if settings.cache else None)
         self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[_Work, str, Future[int]]] = []
+        self._pending: list[tuple[_Work, str, Future[int] | None]] = []
+        self._worker: CountWorker | None = None
+        # The helper pays off when much text is to be counted and the tokenizer is not loaded yet.
+        cold = tokenizer is None and self._cache.empty and not is_loaded(self.name)
+        if cold and text_bytes >= _WORKER_MIN_BYTES:
+            try:
+                self._worker = CountWorker(self.name)
+            except OSError:  # no interpreter to start (embedded Python): count in-process
+                pass
 
     @property
     def caching(self) -> bool:
@@ -433,8 +456,11 @@ class _Counter:
         return self._tokenizer
 
     def defang(self, text: str) -> str:
-        """Break control-token strings; loads the tokenizer only when ``text`` may hold one."""
-        return self.tokenizer.defang(text) if may_hold_control_token(text) else text
+        """Break control-token strings (needs the tokenizer's control tokens, not its vocabulary)."""
+        if not may_hold_control_token(text):
+            return text
+        special = self._tokenizer.special if self._tokenizer is not None else control_tokens(self.name)
+        return defang(text, special)
 
     def submit(self, works: list[_Work]) -> None:
         """Start counting the sections of ``works``; cached counts are filled in at once."""
@@ -443,19 +469,47 @@ class _Counter:
         for w, key in zip(works, keys, strict=True):
             if key in known:
                 w.tokens = known[key]
-                continue
-            if self._pool is None:
-                tok = self.tokenizer  # loaded here, on the main thread, before any worker starts
-                self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
-                self._count = tok.count_sent
-            self._pending.append((w, key, self._pool.submit(self._count, w.section)))
+            elif self._send(w.section):
+                self._pending.append((w, key, None))
+            else:
+                self._pending.append((w, key, self._threads().submit(self.tokenizer.count_sent, w.section)))
+
+    def _send(self, text: str) -> bool:
+        """Hand ``text`` to the helper, if there is one that still works."""
+        if self._worker is None:
+            return False
+        try:
+            self._worker.send(text)
+            return True
+        except WorkerFailed:
+            return False  # finish() recounts what the helper had
+
+    def _threads(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            _ = self.tokenizer  # loaded on this thread, before any counting thread starts
+            self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
+        return self._pool
+
+    def _answers(self, texts: list[str]) -> list[int]:
+        """The helper's counts of ``texts`` (everything sent since the last answers)."""
+        worker = self._worker
+        if worker is not None:
+            try:
+                return worker.answers()
+            except WorkerFailed:
+                worker.close()
+                self._worker = None
+        # No helper, or it failed: the same counts here (a tokenizer that cannot be loaded
+        # raises its own error now).
+        return [self.tokenizer.count_sent(t) for t in texts]
 
     def finish(self) -> None:
         """Wait for every submitted count and store the new ones."""
+        answers = iter(self._answers([w.section for w, _, f in self._pending if f is None]))
         fresh: dict[str, int] = {}
         total = len(self._pending)
         for done, (w, key, future) in enumerate(self._pending, 1):
-            w.tokens = fresh[key] = future.result()
+            w.tokens = fresh[key] = next(answers) if future is None else future.result()
             if done % _CHUNK == 0 or done == total:
                 self._progress("count", done, total)
         self._pending = []
@@ -465,12 +519,19 @@ class _Counter:
         """Exact counts of whole output pieces (already defanged), through the cache."""
         keys = [text_key(self.name, t) for t in texts]
         known = self._cache.get_many(keys)
-        fresh = {k: self.tokenizer.count_sent(t) for k, t in zip(keys, texts, strict=True) if k not in known}
+        missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in known]
+        sent = [t for _, t in missing if self._send(t)]
+        counts = self._answers(sent) if sent else []
+        fresh = {k: n for (k, _), n in zip(missing, counts, strict=False)}
+        fresh.update({k: self.tokenizer.count_sent(t) for k, t in missing if k not in fresh})
         self._cache.put_many(fresh)
         known.update(fresh)
         return [known[k] for k in keys]
 
     def close(self) -> None:
+        if self._worker is not None:
+            self._worker.close()
+            self._worker = None
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
