@@ -28,9 +28,13 @@ checkout, Python's bytecode and node_modules into the OS page cache for both ali
 runs without PYTHONDONTWRITEBYTECODE, so an editable install gets its .pyc files as an installed
 one has them).
 
-Memory: besides peak RSS over output size, the table gives the growth above a floor: the same
-command on a one-file repository, cold and warm. The floor is what does not grow with the
-repository (the interpreter, the imports, the tokenizer's vocabulary in a cold run).
+Memory: a cold run of a large repository has two processes, the packer and its token-counting
+helper (countworker.py), and ``wait4`` reports the larger peak. One extra untimed cold and warm
+run goes through ``python -c`` calling the same CLI and printing ``getrusage`` for itself and for
+its children, which splits the peak by process. Each process is set against its floor, what it
+needs whatever the repository: the packer's is the same command on a one-file repository (warm:
+the interpreter and the imports); the helper's is the helper counting one short text (the
+tokenizer). What is above the floor is what grows with the repository.
 
 Wall time is measured around fork/exec and ``os.wait4``; CPU time (user + sys) and peak RSS
 (``ru_maxrss``) come from the rusage ``wait4`` returns for the child (node's worker threads live
@@ -58,6 +62,7 @@ import platform
 import re
 import shutil
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -99,6 +104,45 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], out: Path) -> Sample:
     if proc.returncode != 0:
         sys.exit(f"{argv[0]} exited {proc.returncode}: {err.decode(errors='replace')[-2000:]}")
     return Sample(seconds, usage.ru_utime + usage.ru_stime, usage.ru_maxrss, out.stat().st_size)
+
+
+# Runs the CLI in-process, then reports peak RSS (MiB) of this process and of its children.
+_BY_PROCESS = """
+import json, resource, sys
+from wholerepo.cli import main
+try:
+    main(["pack", *sys.argv[1:]], standalone_mode=False)
+except SystemExit:
+    pass
+peak = lambda who: resource.getrusage(who).ru_maxrss / 1024
+print(json.dumps([peak(resource.RUSAGE_SELF), peak(resource.RUSAGE_CHILDREN)]), file=sys.stderr)
+"""
+
+
+def by_process(python: Path, args: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """(packer, helper) peak RSS in MiB for one ``wholerepo pack ARGS`` run."""
+    done = subprocess.run(
+        [str(python), "-c", _BY_PROCESS, *args], env=env, capture_output=True, text=True, check=True
+    )
+    packer, helper = json.loads(done.stderr.strip().splitlines()[-1])
+    return float(packer), float(helper)
+
+
+def helper_alone(python: Path, env: dict[str, str]) -> float:
+    """Peak RSS (MiB) of the token-counting helper counting one short text."""
+    proc = subprocess.Popen(
+        [str(python), "-m", "wholerepo.countworker", "deepseek-v4"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        env=env,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    text = b"hello\n"
+    proc.stdin.write(struct.pack("<I", len(text)) + text + struct.pack("<II", 0xFFFFFFFE, 0xFFFFFFFF))
+    proc.stdin.close()
+    proc.stdout.read()
+    _, _, usage = os.wait4(proc.pid, 0)
+    return usage.ru_maxrss / 1024
 
 
 def version(argv: list[str]) -> str:
@@ -219,16 +263,24 @@ def main() -> None:
     m_files = re.search(r"Total Files:\s*([\d,]+)", summary)
     rx_tokens = int(m_tokens.group(1).replace(",", "")) if m_tokens else None
     rx_files = int(m_files.group(1).replace(",", "")) if m_files else None
-    # The floor: the same command on a one-file repository, cold then warm.
+    # Memory by process, and the floors (see the module docstring).
+    python = wholerepo.parent / "python"
+    python = python if python.exists() else Path(sys.executable)
+    split = {
+        kind: by_process(python, [str(checkout), "--budget", str(BUDGET), "-o", str(wr_out), "-q"], env)
+        for kind, env in (("cold", wr_env(scratch / "split")), ("warm", wr_env(scratch / "split")))
+    }
     tiny = scratch / "tiny"
     tiny.mkdir()
     (tiny / "README.md").write_text("# tiny\n", encoding="utf-8")
     git = ["git", "-C", str(tiny), "-c", "user.name=bench", "-c", "user.email=bench@example.invalid"]
     for step in (["init", "-q"], ["add", "README.md"], ["commit", "-q", "-m", "tiny"]):
         subprocess.run([*git, *step], check=True)
-    tiny_argv = [str(wholerepo), "pack", str(tiny), "-o", str(scratch / "tiny.xml"), "-q"]
-    floor_cache = scratch / "floor-cache"
-    floors = [run(tiny_argv, tiny, wr_env(floor_cache), scratch / "tiny.xml") for _ in range(2)]
+    tiny_argv = [str(tiny), "-o", str(scratch / "tiny.xml"), "-q"]
+    floor_env = wr_env(scratch / "floor-cache")
+    by_process(python, tiny_argv, floor_env)
+    packer_floor = by_process(python, tiny_argv, floor_env)[0]
+    helper_floor = helper_alone(python, base_env)
 
     rows = []
     for s in (wr, rx):
@@ -274,7 +326,7 @@ def main() -> None:
             f"| {cr / out_mb:.1f}x, {wrss / out_mb:.1f}x | {files[tool]} | {tokens[tool]} |"
         )
     ok = {True: "met", False: "MISSED"}
-    cold_floor, warm_floor = (f.rss_kb / 1024 for f in floors)
+    (cold_self, cold_helper), (warm_self, _) = split["cold"], split["warm"]
     lines += [
         "",
         f"- cold: wholerepo/repomix = **{wc / rc:.2f}x** (target <= 0.5x: {ok[wc / rc <= 0.5]})",
@@ -284,10 +336,13 @@ def main() -> None:
         f"warm {cpu['wholerepo'][1] / cpu['repomix'][1]:.2f}x",
         f"- wholerepo peak RSS / output size: cold **{wcr / wout:.1f}x**, warm **{wwr / wout:.1f}x** "
         f"(target <= 3x: cold {ok[wcr / wout <= 3]}, warm {ok[wwr / wout <= 3]})",
-        f"- the same command on a one-file repository peaks at {cold_floor:.0f} MiB cold and "
-        f"{warm_floor:.0f} MiB warm (interpreter, imports, and in a cold run the tokenizer): what "
-        f"grows with this repository is cold {(wcr - cold_floor) / wout:.1f}x, "
-        f"warm {(wwr - warm_floor) / wout:.1f}x the output size",
+        f"- by process: cold, the packer peaks at {cold_self:.0f} MiB and its helper at "
+        f"{cold_helper:.0f} MiB; warm, the packer at {warm_self:.0f} MiB. Floors: the packer on a "
+        f"one-file repository {packer_floor:.0f} MiB (interpreter and imports), the helper counting "
+        f"one line {helper_floor:.0f} MiB (the tokenizer). Above them, what grows with this "
+        f"repository: packer cold **{(cold_self - packer_floor) / wout:.1f}x**, warm "
+        f"**{(warm_self - packer_floor) / wout:.1f}x**, helper "
+        f"**{max(0.0, cold_helper - helper_floor) / wout:.1f}x** the output size",
     ]
     if wr_skipped:
         reasons: dict[str, int] = {}

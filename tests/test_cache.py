@@ -277,3 +277,13 @@ def test_unused_file_results_are_pruned(make_repo: MakeRepo, isolated_env: Path)
     assert len(after) == len(before)
     assert len({key for key, _, _ in after} - {key for key, _, _ in before}) == 1
     assert len({used for _, used, _ in after}) == 1, "every row left was marked as used today"
+
+
+def test_cache_is_private_to_its_user(make_repo: MakeRepo, isolated_env: Path) -> None:
+    # It holds rendered copies of the files (redacted, but still the repository's code).
+    packed(make_repo(RICH_FILES))
+    [db] = cache_files(isolated_env)
+    assert db.stat().st_mode & 0o077 == 0
+    assert db.parent.stat().st_mode & 0o077 == 0
+    for side in db.parent.glob(db.name + "-*"):
+        assert side.stat().st_mode & 0o077 == 0, side

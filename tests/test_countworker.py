@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -115,3 +119,48 @@ def test_warm_and_small_runs_start_no_helper(
     monkeypatch.setattr(tokens, "_LOADED", set())
     wholerepo.pack(root, keep_file_text=False, cache=False)  # cold but small
     assert len(cold_helper.started) == 1
+
+
+def _helpers_of(pid: int) -> list[int]:
+    """Live token-counting helpers whose parent is ``pid``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if b"wholerepo.countworker" in cmdline and ppid == pid:
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_ctrl_c_during_a_cold_pack_stops_the_helper(make_repo: MakeRepo) -> None:
+    # Over a megabyte of files: a cold CLI run counts in a helper process.
+    root = make_repo({f"big/m{i:03d}.py": f"value_{i} = '{i}' * 80  # padding\n" * 400 for i in range(80)})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wholerepo", "pack", str(root), "-o", str(root.parent / "out.xml"), "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 60
+    helpers: list[int] = []
+    while not helpers and time.monotonic() < deadline and proc.poll() is None:
+        helpers = _helpers_of(proc.pid)
+        time.sleep(0.005)
+    if not helpers:
+        proc.communicate(timeout=60)
+        pytest.skip("the pack finished before its helper could be seen")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err.decode()
+    assert err.decode().strip().splitlines()[-1] == "Interrupted."
+    assert b"Traceback" not in err
+    for _ in range(200):  # the helper is killed and reaped by the packer before it exits
+        if not any(Path(f"/proc/{pid}").exists() for pid in helpers):
+            break
+        time.sleep(0.01)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in helpers)

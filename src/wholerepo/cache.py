@@ -64,9 +64,12 @@ class TokenCache:
 
     def _open(self, path: Path, retry: bool) -> sqlite3.Connection | None:
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            # The cache holds rendered (redacted) copies of files: readable by this user only.
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             for suffix in ("", "-wal", "-shm"):  # the first schema's file, now unused
                 (path.parent / f"tokens-v1.sqlite{suffix}").unlink(missing_ok=True)
+            if not path.exists():
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             db = sqlite3.connect(path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")

@@ -9,7 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,11 +32,41 @@ def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
+class _Interrupts:
+    """Ctrl-C as KeyboardInterrupt, remembered: a finalizer (``__del__``) that happens to run when
+    it arrives swallows the exception ("Exception ignored in ..."), and the command must still
+    stop. Long work calls ``check`` between steps (the progress callback does)."""
+
+    seen = False
+
+    @classmethod
+    def handler(cls, signum: int, frame: object) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+    @staticmethod
+    def unraisable(info: Any) -> None:
+        # A Ctrl-C swallowed by a finalizer is remembered above and reported as "Interrupted.".
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            sys.__unraisablehook__(info)
+
+    @classmethod
+    def check(cls) -> None:
+        if cls.seen and threading.current_thread() is threading.main_thread():
+            raise KeyboardInterrupt
+
+
 @contextmanager
 def _errors(debug: bool) -> Iterator[None]:
     """One handler for every command: known errors become one line and their exit code."""
+    previous = None
+    _Interrupts.seen = False
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, _Interrupts.handler)
+        sys.unraisablehook = _Interrupts.unraisable
     try:
         yield
+        _Interrupts.check()
     except WholerepoError as exc:
         _echo_err(f"Error: {exc.one_line()}")
         sys.exit(exc.exit_code)
@@ -51,6 +83,10 @@ def _errors(debug: bool) -> Iterator[None]:
             " (rerun with --debug for the traceback)"
         )
         sys.exit(EXIT_INTERNAL)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+            sys.unraisablehook = sys.__unraisablehook__
 
 
 def pack_options(func: F) -> F:
@@ -166,14 +202,24 @@ def flag_overrides(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]
     return flags
 
 
-def progress_callback(quiet: bool) -> tuple[Callable[[str, int, int], None] | None, Callable[[], None]]:
-    """A rich progress bar on a terminal; nothing in pipes and CI logs."""
+def progress_callback(quiet: bool) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
+    """A rich progress bar on a terminal, nothing in pipes and CI logs; either way a Ctrl-C
+    that a finalizer swallowed stops the work at the next step."""
     if quiet or not sys.stderr.isatty() or os.environ.get("CI"):
-        return None, lambda: None
+
+        def check(stage: str, done: int, total: int) -> None:
+            _Interrupts.check()
+
+        return check, lambda: None
     from .progress import TerminalProgress
 
     bar = TerminalProgress()
-    return bar.update, bar.stop
+
+    def update(stage: str, done: int, total: int) -> None:
+        _Interrupts.check()
+        bar.update(stage, done, total)
+
+    return update, bar.stop
 
 
 def _fmt(n: int) -> str:

@@ -68,7 +68,8 @@ def discover(path: Path, *, tracked_only: bool = False) -> Listing:
         raise UsageError("the git binary was not found", "install git") from exc
     if top is None:
         return Listing(root, tuple(sorted(_walk(root), key=lambda c: c.path)), in_git=False)
-    return _git_listing(repo, Path(top).resolve(), root, tracked_only)
+    with repo:  # closed here, not by a finalizer at some later moment
+        return _git_listing(repo, Path(top).resolve(), root, tracked_only)
 
 
 _STAGED = re.compile(r"^([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)$", re.DOTALL)

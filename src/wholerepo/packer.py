@@ -181,7 +181,8 @@ def settings_for(path: Path, overrides: Mapping[str, Any] | None = None) -> Sett
     try:
         import git
 
-        top = git.Repo(path, search_parent_directories=True).working_tree_dir
+        with git.Repo(path, search_parent_directories=True) as repo:
+            top = repo.working_tree_dir
         if top is not None and Path(top).resolve() != path.resolve():
             directories.insert(0, Path(top))
     except Exception:  # not a repository, or git unusable: only the path's own file counts
