@@ -287,3 +287,13 @@ def test_cache_is_private_to_its_user(make_repo: MakeRepo, isolated_env: Path) -
     assert db.parent.stat().st_mode & 0o077 == 0
     for side in db.parent.glob(db.name + "-*"):
         assert side.stat().st_mode & 0o077 == 0, side
+
+
+def test_no_redact_stores_no_section(make_repo: MakeRepo, isolated_env: Path) -> None:
+    root = make_repo(RICH_FILES)
+    out = packed(root, redact=False)
+    assert SEEDS[2].value in out.text  # the secret is in the output, as asked
+    [db] = cache_files(isolated_env)
+    assert file_rows(isolated_env) == []
+    for path in db.parent.iterdir():
+        assert SEEDS[2].value.encode() not in path.read_bytes()

@@ -232,7 +232,9 @@ def pack(
     counter = _Counter(settings, tokenizer, progress, text_bytes)
     # A warm run takes each unchanged file's section from the cache; callers that want the
     # file's text (the reviewer's verifier) get it decoded and redacted afresh.
-    reuse = counter.caching and not keep_file_text
+    # Sections are stored only redacted: with --no-redact they would hold the secrets.
+    store = counter.caching and settings.redact
+    reuse = store and not keep_file_text
     render_key = _render_key(settings)
     computed: list[_Work] = []  # files decoded in this run (not taken from the cache)
     try:
@@ -259,7 +261,8 @@ def pack(
             counter.submit(fresh)
             progress("read", min(start + _CHUNK, len(work)), len(work))
         # Stored while the counting threads finish; a result is used only with its count.
-        counter.remember_files({w.key: w.result(settings.tokenizer) for w in computed})
+        if store:
+            counter.remember_files({w.key: w.result(settings.tokenizer) for w in computed})
         counter.finish()
         kept = [w for w in work if w.reason is None]
         chosen, text, prompt_tokens = _fit(listing, work, kept, settings, counter)
