@@ -122,6 +122,7 @@ class _Work:
     reason: str | None = None
     encoding: str | None = None
     data: bytes = b""  # the file's bytes, from reading until decoding
+    content: bytes = b""  # a digest of the file's bytes
     key: str = ""  # the file-results cache key: how we render, the path, a hash of the bytes
     text: str | None = ""  # redacted, defanged, unnumbered; None once dropped
     redactions: tuple[str, ...] = ()
@@ -338,7 +339,7 @@ def _read(root: Path, w: _Work, rules: filters.Rules, render_key: bytes) -> None
         w.reason = str(filters.Reason.UNREADABLE)
         return
     w.size = len(w.data)
-    content = hashlib.blake2b(w.data, digest_size=20).digest()
+    w.content = content = hashlib.blake2b(w.data, digest_size=20).digest()
     path = w.candidate.path.encode("utf-8", "surrogateescape")
     w.key = hashlib.blake2b(render_key + content + path, digest_size=20).hexdigest()
 
@@ -376,23 +377,27 @@ def _line_count(text: str) -> int:
 
 @functools.lru_cache(maxsize=1)
 def _redaction_rules_digest() -> str:
-    # Any change to the rules (redact.py) invalidates what the cache knows about clean files.
-    # Read, not imported: a warm run whose files are all known clean never compiles the rules.
-    source = Path(__file__).with_name("redact.py")
-    return hashlib.blake2b(source.read_bytes(), digest_size=8).hexdigest()
+    # Any change to the rules (redact.py) or to decoding (filters.py) invalidates what the cache
+    # knows about clean files. Read, not imported: a warm run whose files are all known clean
+    # never compiles the rules.
+    here = Path(__file__).parent
+    sources = b"".join((here / name).read_bytes() for name in ("redact.py", "filters.py"))
+    return hashlib.blake2b(sources, digest_size=8).hexdigest()
 
 
-def redaction_key(path: str, text: str) -> str:
-    """A cache key for "this file, with this text, holds no secret" under the current rules."""
-    digest = hashlib.blake2b(digest_size=20)
-    digest.update(path.encode("utf-8", "surrogateescape") + b"\0")
-    digest.update(text.encode("utf-8", "surrogatepass"))
+def redaction_key(path: str, content: bytes) -> str:
+    """A cache key for "this file, with these bytes, holds no secret" under the current rules.
+
+    ``content`` is a digest of the file's bytes: its text follows from them (decoding is a pure
+    function of the bytes), so the text need not be hashed again.
+    """
+    digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape") + b"\0" + content, digest_size=20)
     return f"redact-{_redaction_rules_digest()}:{digest.hexdigest()}"
 
 
 def _redact(kept: list[_Work], counter: _Counter) -> None:
     """Redact secrets; files the cache knows to be clean (same path, same text) are not scanned."""
-    keys = [redaction_key(w.candidate.path, w.text or "") for w in kept]
+    keys = [redaction_key(w.candidate.path, w.content) for w in kept]
     known = counter.cached(keys)
     clean: dict[str, int] = {}
     redactor = None
