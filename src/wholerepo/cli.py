@@ -87,6 +87,8 @@ def _errors(debug: bool) -> Iterator[None]:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
             sys.unraisablehook = sys.__unraisablehook__
+        if "wholerepo.countworker" in sys.modules:  # a helper started for a pack that never ran
+            sys.modules["wholerepo.countworker"].stop_prestarted()
 
 
 def pack_options(func: F) -> F:
@@ -200,6 +202,27 @@ def flag_overrides(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]
     if params.get("no_redact"):
         flags["redact"] = False
     return flags
+
+
+def prestart_counting(params: dict[str, Any]) -> None:
+    """Start the token-counting helper now if the pack ahead will start cold.
+
+    The helper builds the tokenizer (~0.25 s) on another core while this process imports the
+    packer. "Cold" is judged cheaply here (no cache file yet, or --no-cache); the packer checks
+    again with the real settings and stops a helper it does not need.
+    """
+    if not params.get("no_cache"):
+        from .cache import SCHEMA_VERSION, default_cache_dir
+
+        if (default_cache_dir() / f"cache-v{SCHEMA_VERSION}.sqlite").exists():
+            return
+    name = params.get("tokenizer") or os.environ.get("WHOLEREPO_TOKENIZER") or "deepseek-v4"
+    loaded = sys.modules.get("wholerepo.tokens")
+    if loaded is not None and loaded.is_loaded(name):  # this process has it (an embedding caller)
+        return
+    from .countworker import prestart
+
+    prestart(name)
 
 
 def progress_callback(quiet: bool) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
@@ -326,11 +349,12 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
       wholerepo pack -i '*.py' -e 'tests/' --tokenizer cl100k_base
     """
     with _errors(params["debug"]):
+        path: Path = params["path"]
+        _check_path(path)
+        prestart_counting(params)
         from .output import write_atomic, write_stdout
         from .packer import pack, settings_for
 
-        path: Path = params["path"]
-        _check_path(path)
         settings = settings_for(path, flag_overrides(ctx, params))
         update, stop = progress_callback(params["quiet"])
         try:

@@ -41,6 +41,7 @@ class CountWorker:
     """The packer's side: start the helper, send texts, collect their counts in order."""
 
     def __init__(self, tokenizer: str) -> None:
+        self.tokenizer = tokenizer
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "wholerepo.countworker", tokenizer],
             stdin=subprocess.PIPE,
@@ -89,6 +90,37 @@ class CountWorker:
             stdin.flush()  # the helper starts on a text as soon as it is rendered
         except (OSError, ValueError) as exc:
             raise WorkerFailed(f"the token-counting helper stopped ({exc})") from exc
+
+
+_prestarted: CountWorker | None = None
+
+
+def prestart(tokenizer: str) -> None:
+    """Start a helper for a pack about to begin cold (the CLI calls this before its heavy imports)."""
+    global _prestarted
+    if _prestarted is None:
+        try:
+            _prestarted = CountWorker(tokenizer)
+        except OSError:  # no interpreter to start: the packer counts in-process
+            pass
+
+
+def take_prestarted(tokenizer: str) -> CountWorker | None:
+    """The helper prestart() started, if it counts with ``tokenizer``; any other is stopped."""
+    global _prestarted
+    worker, _prestarted = _prestarted, None
+    if worker is not None and worker.tokenizer != tokenizer:
+        worker.close()
+        return None
+    return worker
+
+
+def stop_prestarted() -> None:
+    """Stop and reap a helper that no pack took (the command failed or was interrupted first)."""
+    global _prestarted
+    worker, _prestarted = _prestarted, None
+    if worker is not None:
+        worker.close()
 
 
 def _read_exact(stream: IO[bytes], n: int) -> bytes:

@@ -20,7 +20,7 @@ from . import budget as budgeting
 from . import filters, styles
 from .cache import FileResult, TokenCache, default_cache_dir, text_key
 from .config import Settings, load_settings
-from .countworker import CountWorker, WorkerFailed
+from .countworker import CountWorker, WorkerFailed, take_prestarted
 from .discover import Candidate, FileTooLarge, Listing, discover, read_bytes
 from .errors import BudgetError, UsageError
 from .tokens import (
@@ -433,10 +433,14 @@ class _Counter:
         self._cache = TokenCache(default_cache_dir() if settings.cache else None)
         self._pool: ThreadPoolExecutor | None = None
         self._pending: list[tuple[_Work, str, Future[int] | None]] = []
-        self._worker: CountWorker | None = None
-        # The helper pays off when much text is to be counted and the tokenizer is not loaded yet.
+        # The helper pays off when much text is to be counted and the tokenizer is not loaded yet;
+        # one the CLI started before its imports is used whatever the size (it is running).
         cold = tokenizer is None and self._cache.empty and not is_loaded(self.name)
-        if cold and text_bytes >= _WORKER_MIN_BYTES:
+        self._worker = take_prestarted(self.name)
+        if self._worker is not None and not cold:
+            self._worker.close()
+            self._worker = None
+        if self._worker is None and cold and text_bytes >= _WORKER_MIN_BYTES:
             try:
                 self._worker = CountWorker(self.name)
             except OSError:  # no interpreter to start (embedded Python): count in-process
