@@ -164,3 +164,26 @@ def test_ctrl_c_during_a_cold_pack_stops_the_helper(make_repo: MakeRepo) -> None
             break
         time.sleep(0.01)
     assert not any(Path(f"/proc/{pid}").exists() for pid in helpers)
+
+
+def test_a_prestarted_helper_is_taken_once_or_stopped() -> None:
+    from wholerepo import countworker
+
+    countworker.prestart(DEEPSEEK_V4)
+    worker = countworker.take_prestarted(DEEPSEEK_V4)
+    assert worker is not None and countworker.take_prestarted(DEEPSEEK_V4) is None
+    worker.send("taken\n")
+    assert worker.answers() == [get_tokenizer(DEEPSEEK_V4).count_sent("taken\n")]
+    worker.close()
+
+    countworker.prestart("cl100k_base")  # the settings turned out to name another tokenizer
+    mismatch = countworker._prestarted
+    assert mismatch is not None
+    assert countworker.take_prestarted(DEEPSEEK_V4) is None
+    assert mismatch._proc.returncode is not None, "stopped and reaped"
+
+    countworker.prestart(DEEPSEEK_V4)  # the command failed before any pack took it
+    orphan = countworker._prestarted
+    assert orphan is not None
+    countworker.stop_prestarted()
+    assert countworker._prestarted is None and orphan._proc.returncode is not None
