@@ -201,6 +201,8 @@ def test_wholerepoignore_files_apply_to_a_subdirectory_as_git_would(make_repo: M
     whole = reasons(wholerepo.pack(root, cache=False))
     assert whole["pkg/secret.py"] == "wholerepoignore" and whole["build/gone.py"] == "wholerepoignore"
     assert whole["pkg/build/kept.py"] is None and whole["pkg/x.snap"] == "wholerepoignore"
+    # pkg/.wholerepoignore counts in the whole repository's pack too, for the paths below it.
+    assert whole["pkg/keep.snap"] is None and whole["pkg/local.txt"] == "wholerepoignore"
     sub = reasons(wholerepo.pack(root / "pkg", cache=False))
     assert sub == {
         ".wholerepoignore": None,
@@ -268,7 +270,7 @@ def test_deleted_tracked_file(make_repo: MakeRepo) -> None:
 
 def test_rules_ignore_comment_and_blank_lines() -> None:
     rules = filters.Rules.build([], [], ["", "# *.py", "*.md"], 10)
-    assert rules.ignore_file is not None
+    assert list(rules.ignores) == [""]
     assert filters.by_path(Candidate("a.py"), rules) is None
     assert filters.by_path(Candidate("docs/x.md"), rules) is filters.Reason.IGNORED
 
@@ -277,3 +279,37 @@ def test_paths_are_posix_relative(make_repo: MakeRepo) -> None:
     root = make_repo({"a/b/c.py": "c = 1\n"})
     f = wholerepo.pack(root, cache=False).files[0]
     assert f.path == "a/b/c.py" and not Path(f.path).is_absolute()
+
+
+def test_nested_wholerepoignore_files_at_every_depth(make_repo: MakeRepo) -> None:
+    root = make_repo(
+        {
+            ".wholerepoignore": "*.log\n",
+            "a/.wholerepoignore": "fixtures/\n!keep.log\n",
+            "a/b/.wholerepoignore": "/gen.py\n*.py\n!main.py\n",
+            "a/keep.log": "k\n",
+            "a/drop.log": "d\n",
+            "a/fixtures/f.txt": "f\n",
+            "a/b/gen.py": "g = 1\n",
+            "a/b/main.py": "m = 1\n",
+            "a/b/c/deep.py": "d = 1\n",
+            "x/fixtures/f.txt": "outside a/: not matched by a/.wholerepoignore\n",
+            "x/y.py": "y = 1\n",
+        }
+    )
+    expected = {
+        "a/keep.log": None,
+        "a/drop.log": "wholerepoignore",
+        "a/fixtures/f.txt": "wholerepoignore",
+        "a/b/gen.py": "wholerepoignore",
+        "a/b/main.py": None,
+        "a/b/c/deep.py": "wholerepoignore",
+        "x/fixtures/f.txt": None,
+        "x/y.py": None,
+    }
+    whole = reasons(wholerepo.pack(root, cache=False))
+    assert {p: whole[p] for p in expected} == expected
+    # Packing a/b reads the files above it (a/ and the root) as well as its own.
+    sub = reasons(wholerepo.pack(root / "a" / "b", cache=False))
+    assert sub["gen.py"] == "wholerepoignore" and sub["main.py"] is None
+    assert sub["c/deep.py"] == "wholerepoignore"

@@ -150,7 +150,7 @@ def pack_options(func: F) -> F:
             "no_cache",
             is_flag=True,
             default=False,
-            help="Neither read nor write the token-count cache.",
+            help="Neither read nor write the cache (token counts and rendered files).",
         ),
         click.option(
             "--no-redact",

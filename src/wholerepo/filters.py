@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import codecs
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -109,19 +109,22 @@ _CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\f\b\x1b")
 _NON_CONTROL = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
 
 
+IGNORE_FILE = ".wholerepoignore"
+
+
 @dataclass(frozen=True, slots=True)
 class Rules:
     """The user's selection rules, compiled once."""
 
     include: pathspec.GitIgnoreSpec | None
     exclude: pathspec.GitIgnoreSpec | None
-    ignore_file: pathspec.GitIgnoreSpec | None
     max_file_size: int
     skip_secret_files: bool = True
-    # Packing a subdirectory: the repository root's .wholerepoignore, matched against paths
-    # relative to the root (outer_prefix + path), as git matches a .gitignore.
-    outer_ignore: pathspec.GitIgnoreSpec | None = None
-    outer_prefix: str = ""
+    # Every .wholerepoignore by its directory, relative to the repository root ("", "pkg/", ...).
+    # Like .gitignore files, each matches paths relative to its own directory, and a deeper one
+    # decides after a shallower one.
+    ignores: Mapping[str, pathspec.GitIgnoreSpec] = field(default_factory=dict)
+    root_prefix: str = ""  # the packed directory relative to the repository root ("" or "pkg/")
 
     @classmethod
     def build(
@@ -131,25 +134,33 @@ class Rules:
         ignore_lines: Iterable[str] | None,
         max_file_size: int,
         skip_secret_files: bool = True,
-        outer_lines: Iterable[str] | None = None,
-        outer_prefix: str = "",
+        *,
+        ignore_files: Mapping[str, Iterable[str]] | None = None,
+        root_prefix: str = "",
     ) -> Rules:
-        inc, exc = list(include), list(exclude)
-        lines = _pattern_lines(ignore_lines)
-        outer = _spec(_pattern_lines(outer_lines))
+        """``ignore_lines``: the packed directory's file; ``ignore_files``: any others, by directory."""
+        files = dict(ignore_files or {})
+        if ignore_lines is not None:
+            files[root_prefix] = ignore_lines
+        specs = {base: spec for base, lines in files.items() if (spec := _spec(_pattern_lines(lines)))}
         return cls(
-            _spec(inc), _spec(exc), _spec(lines), max_file_size, skip_secret_files, outer, outer_prefix
+            _spec(list(include)), _spec(list(exclude)), max_file_size, skip_secret_files, specs, root_prefix
         )
 
     def ignored(self, path: str) -> bool:
         """Whether the .wholerepoignore files leave ``path`` out; the nearer file decides last."""
+        if not self.ignores:
+            return False
+        full = self.root_prefix + path
         verdict = False
-        if self.outer_ignore is not None:
-            verdict = bool(self.outer_ignore.match_file(self.outer_prefix + path))
-        if self.ignore_file is not None:
-            result = self.ignore_file.check_file(path)
-            if result.include is not None:
-                verdict = bool(result.include)
+        cut = 0
+        while cut >= 0:  # the directories holding ``full``, from the repository root down
+            spec = self.ignores.get(full[:cut])
+            if spec is not None:
+                result = spec.check_file(full[cut:])
+                if result.include is not None:
+                    verdict = bool(result.include)
+            cut = full.find("/", cut) + 1 or -1
         return verdict
 
 

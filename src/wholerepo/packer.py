@@ -152,27 +152,44 @@ def _without(listing: Listing, files: Iterable[str | os.PathLike[str]]) -> Listi
     return replace(listing, candidates=tuple(c for c in listing.candidates if c.path not in paths))
 
 
-def _read_ignore_file(place: Path) -> list[str]:
-    file = place / ".wholerepoignore"
+def _read_ignore_file(place: Path) -> list[str] | None:
+    file = place / filters.IGNORE_FILE
     if file.is_file() and not file.is_symlink():
         return file.read_text(encoding="utf-8", errors="replace").splitlines()
-    return []
+    return None
 
 
 def _rules(listing: Listing, settings: Settings) -> filters.Rules:
-    """Selection rules: the packed directory's .wholerepoignore, and the repository root's."""
-    outer: list[str] = []
+    """Selection rules, with every .wholerepoignore from the repository root down.
+
+    The packed directory's own file and those of its parent directories (up to the repository
+    root) are read whatever git thinks of them; deeper ones are read if git lists them.
+    """
+    files: dict[str, list[str]] = {}
     prefix = ""
     if listing.repo_root is not None and listing.repo_root != listing.root:
-        outer = _read_ignore_file(listing.repo_root)
         prefix = listing.root.relative_to(listing.repo_root).as_posix() + "/"
+        parts = prefix.split("/")[:-1]
+        for depth in range(len(parts)):
+            base = "".join(part + "/" for part in parts[:depth])
+            lines = _read_ignore_file(listing.repo_root / base)
+            if lines is not None:
+                files[base] = lines
+    for c in listing.candidates:
+        directory, _, name = c.path.rpartition("/")
+        if name == filters.IGNORE_FILE and c.kind == "file" and directory:
+            try:
+                text = read_bytes(listing.root, c.path, 1 << 20).decode("utf-8", "replace")
+            except (OSError, FileTooLarge):
+                continue
+            files[prefix + directory + "/"] = text.splitlines()
     return filters.Rules.build(
         settings.include,
         settings.exclude,
         _read_ignore_file(listing.root),
         settings.max_file_size,
-        outer_lines=outer,
-        outer_prefix=prefix,
+        ignore_files=files,
+        root_prefix=prefix,
     )
 
 
