@@ -297,3 +297,26 @@ def test_no_redact_stores_no_section(make_repo: MakeRepo, isolated_env: Path) ->
     assert file_rows(isolated_env) == []
     for path in db.parent.iterdir():
         assert SEEDS[2].value.encode() not in path.read_bytes()
+
+
+def test_cache_stops_growing_at_its_cap(
+    make_repo: MakeRepo, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wholerepo import cache
+
+    monkeypatch.setattr(cache, "MAX_BYTES", 200_000)
+    root = make_repo({f"f{i:02d}.py": f"# file {i}\n" + f"value_{i} = 'x'\n" * 2000 for i in range(20)})
+    packed(root)
+    [db] = cache_files(isolated_env)
+    con = sqlite3.connect(db)
+    try:
+        pages, free, size = (
+            con.execute(f"PRAGMA {p}").fetchone()[0] for p in ("page_count", "freelist_count", "page_size")
+        )
+    finally:
+        con.close()
+    used = (pages - free) * size
+    assert used <= 200_000
+    assert 0 < len(file_rows(isolated_env)) < 20
+    # What is left still gives the same output as a fresh run.
+    assert packed(root).text == packed(root, cache=False).text

@@ -22,6 +22,9 @@ from pathlib import Path
 
 SCHEMA_VERSION = 2  # 1 had only the counts table, in tokens-v1.sqlite
 PRUNE_AFTER_DAYS = 30
+# Past this many bytes in use, the least recently used half of the file results goes (SQLite
+# reuses the freed pages, so the file stops growing there).
+MAX_BYTES = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +192,25 @@ class TokenCache:
                 )
                 self._db.execute("DELETE FROM files WHERE used < ?", (today - PRUNE_AFTER_DAYS,))
             self._touched = []
+            self._cap()
         except sqlite3.Error:
             pass
+
+    def _cap(self) -> None:
+        assert self._db is not None
+        for _ in range(8):
+            page_size, pages, free = (
+                self._db.execute(f"PRAGMA {name}").fetchone()[0]
+                for name in ("page_size", "page_count", "freelist_count")
+            )
+            if (pages - free) * page_size <= MAX_BYTES:
+                return
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "DELETE FROM files WHERE key IN (SELECT key FROM files ORDER BY used, key"
+                    " LIMIT (SELECT (count(*) + 1) / 2 FROM files))"
+                )
 
     def close(self) -> None:
         if self._db is not None:

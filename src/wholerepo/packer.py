@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -309,11 +310,27 @@ _WORKER_MIN_BYTES = 1_000_000
 # The modules whose code decides what a file's section is: a change to any of them (a new
 # wholerepo, or a local edit) must not reuse sections rendered by the old code.
 _RENDERING_MODULES = ("packer.py", "filters.py", "redact.py", "styles.py", "tokens.py", "vocab.py")
+# Files that carry the versions of the libraries whose behaviour shapes a section: the secret
+# detectors (redaction) and the tokenizer engine (counts). Read, not imported.
+_LIBRARY_VERSION_FILES = (("detect_secrets", "__version__.py"), ("tiktoken", "__init__.py"))
+
+
+def _library_versions() -> bytes:
+    found = []
+    for package, name in _LIBRARY_VERSION_FILES:
+        spec = importlib.util.find_spec(package)
+        try:
+            if spec is None or spec.origin is None:
+                raise OSError(package)
+            found.append(package.encode() + b"\0" + (Path(spec.origin).parent / name).read_bytes())
+        except OSError:
+            found.append(package.encode() + b"\0missing")
+    return b"\0".join(found)
 
 
 @functools.lru_cache(maxsize=1)
 def _code_digest() -> str:
-    digest = hashlib.blake2b(digest_size=16)
+    digest = hashlib.blake2b(_library_versions(), digest_size=16)
     here = Path(__file__).parent
     for name in _RENDERING_MODULES:
         try:
@@ -399,7 +416,7 @@ def _redaction_rules_digest() -> str:
     # never compiles the rules.
     here = Path(__file__).parent
     sources = b"".join((here / name).read_bytes() for name in ("redact.py", "filters.py"))
-    return hashlib.blake2b(sources, digest_size=8).hexdigest()
+    return hashlib.blake2b(sources + _library_versions(), digest_size=8).hexdigest()
 
 
 def redaction_key(path: str, content: bytes) -> str:
