@@ -480,6 +480,12 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
       wholerepo review . --base-url http://localhost:8000/v1 --model my-model
     """
     with _errors(params["debug"]):
+        path: Path = params["path"]
+        _check_path(path)
+        targets = _review_targets(
+            params["formats"], params["output"], params["output_dir"], params["dry_run"]
+        )
+        prestart_counting(params)
         from . import __version__
         from .client import ChatClient, Endpoint, require_api_key
         from .output import write_atomic, write_stdout
@@ -487,11 +493,6 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
         from .report import render
         from .review import dry_run_report, dry_run_text, exit_code, plan, resolve_window, run
 
-        path: Path = params["path"]
-        _check_path(path)
-        targets = _review_targets(
-            params["formats"], params["output"], params["output_dir"], params["dry_run"]
-        )
         settings = settings_for(path, flag_overrides(ctx, params))
         quiet = params["quiet"]
         update, stop = progress_callback(quiet)
