@@ -38,6 +38,7 @@ class _Interrupts:
     stop. Long work calls ``check`` between steps (the progress callback does)."""
 
     seen = False
+    passed_on: Callable[[Any], object] = staticmethod(sys.__unraisablehook__)
 
     @classmethod
     def handler(cls, signum: int, frame: object) -> None:
@@ -48,7 +49,7 @@ class _Interrupts:
     def unraisable(info: Any) -> None:
         # A Ctrl-C swallowed by a finalizer is remembered above and reported as "Interrupted.".
         if not isinstance(info.exc_value, KeyboardInterrupt):
-            sys.__unraisablehook__(info)
+            _Interrupts.passed_on(info)
 
     @classmethod
     def check(cls) -> None:
@@ -60,9 +61,11 @@ class _Interrupts:
 def _errors(debug: bool) -> Iterator[None]:
     """One handler for every command: known errors become one line and their exit code."""
     previous = None
+    previous_hook = sys.unraisablehook
     _Interrupts.seen = False
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, _Interrupts.handler)
+        _Interrupts.passed_on = previous_hook
         sys.unraisablehook = _Interrupts.unraisable
     try:
         yield
@@ -86,7 +89,7 @@ def _errors(debug: bool) -> Iterator[None]:
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
-            sys.unraisablehook = sys.__unraisablehook__
+            sys.unraisablehook = previous_hook
         if "wholerepo.countworker" in sys.modules:  # a helper started for a pack that never ran
             sys.modules["wholerepo.countworker"].stop_prestarted()
 
