@@ -1,8 +1,10 @@
 """The packer: discover -> filter -> (redact) -> count with cache -> fit the budget -> render.
 
-``pack()`` is a straight sequence; each stage lives in its own module. The total it reports is
-the exact token count of the text it returns: sections are framed so that their cached counts
-add up to the count of the whole (see styles.py).
+``pack()`` is a straight sequence; each stage lives in its own module. Files go through it in
+chunks, so counting (on threads, or in the countworker helper) runs while later files are still
+read and rendered, and a file the cache knows skips straight to its stored section. The total
+it reports is the exact token count of the text it returns: sections are framed so that their
+cached counts add up to the count of the whole (see styles.py).
 """
 
 from __future__ import annotations
@@ -248,13 +250,13 @@ def pack(
     rules = _rules(listing, settings)
     work = [_Work(c) for c in listing.candidates]
     text_bytes = sum(c.size for c in listing.candidates if c.size <= settings.max_file_size)
+    render_key = _render_key(settings)
     counter = _Counter(settings, tokenizer, progress, text_bytes)
     # A warm run takes each unchanged file's section from the cache; callers that want the
     # file's text (the reviewer's verifier) get it decoded and redacted afresh.
     # Sections are stored only redacted: with --no-redact they would hold the secrets.
     store = counter.caching and settings.redact
     reuse = store and not keep_file_text
-    render_key = _render_key(settings)
     computed: list[_Work] = []  # files decoded in this run (not taken from the cache)
     try:
         for start in range(0, len(work), _CHUNK):
@@ -279,7 +281,7 @@ def pack(
                     w.text = None
             counter.submit(fresh)
             progress("read", min(start + _CHUNK, len(work)), len(work))
-        # Stored while the counting threads finish; a result is used only with its count.
+        # Stored while the last counts are still being made; a result is used only with its count.
         if store:
             counter.remember_files({w.key: w.result(settings.tokenizer) for w in computed})
         counter.finish()
