@@ -16,9 +16,10 @@ import hashlib
 import os
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SCHEMA_VERSION = 2  # 1 had only the counts table, in tokens-v1.sqlite
 PRUNE_AFTER_DAYS = 30
@@ -110,14 +111,10 @@ class TokenCache:
     def get_many(self, keys: Iterable[str]) -> dict[str, int]:
         if self._db is None:
             return {}
-        wanted = list(dict.fromkeys(keys))
         found: dict[str, int] = {}
         try:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(f"SELECT key, tokens FROM counts WHERE key IN ({marks})", chunk)
-                found.update({k: int(v) for k, v in rows})
+            for k, v in self._rows_for("SELECT key, tokens FROM counts WHERE key IN ({})", keys):
+                found[k] = int(v)
         except sqlite3.Error:
             return found
         return found
@@ -134,31 +131,37 @@ class TokenCache:
         except sqlite3.Error:
             pass
 
+    def _rows_for(self, query: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
+        """Rows of ``query`` (its ``IN ({})`` filled with placeholders) for distinct ``keys``,
+        500 keys per statement (SQLite caps a statement's parameters)."""
+        assert self._db is not None
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), 500):
+            chunk = wanted[start : start + 500]
+            yield from self._db.execute(query.format(",".join("?" * len(chunk))), chunk)
+
     def get_files(self, keys: Iterable[str]) -> dict[str, FileResult]:
         if self._db is None:
             return {}
-        wanted = list(dict.fromkeys(keys))
         found: dict[str, FileResult] = {}
         stale = _today() - 1
+        query = (
+            "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions,"
+            " f.section, c.tokens FROM files f LEFT JOIN counts c ON c.key = f.count_key"
+            " WHERE f.key IN ({})"
+        )
         try:
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                rows = self._db.execute(
-                    "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions,"
-                    " f.section, c.tokens FROM files f LEFT JOIN counts c ON c.key = f.count_key"
-                    f" WHERE f.key IN ({marks})",
-                    chunk,
+            for key, used, reason, encoding, lines, count_key, redactions, section, tokens in self._rows_for(
+                query, keys
+            ):
+                if reason is None and tokens is None:
+                    continue  # the section's count is gone: not a usable result
+                kinds = tuple(filter(None, redactions.split(",")))
+                found[key] = FileResult(
+                    reason, encoding, int(lines), count_key, kinds, section, int(tokens or 0)
                 )
-                for key, used, reason, encoding, lines, count_key, redactions, section, tokens in rows:
-                    if reason is None and tokens is None:
-                        continue  # the section's count is gone: not a usable result
-                    kinds = tuple(filter(None, redactions.split(",")))
-                    found[key] = FileResult(
-                        reason, encoding, int(lines), count_key, kinds, section, int(tokens or 0)
-                    )
-                    if used < stale:
-                        self._touched.append(key)
+                if used < stale:
+                    self._touched.append(key)
         except sqlite3.Error:
             return found
         return found

@@ -38,18 +38,11 @@ class _Interrupts:
     stop. Long work calls ``check`` between steps (the progress callback does)."""
 
     seen = False
-    passed_on: Callable[[Any], object] = staticmethod(sys.__unraisablehook__)
 
     @classmethod
     def handler(cls, signum: int, frame: object) -> None:
         cls.seen = True
         raise KeyboardInterrupt
-
-    @staticmethod
-    def unraisable(info: Any) -> None:
-        # A Ctrl-C swallowed by a finalizer is remembered above and reported as "Interrupted.".
-        if not isinstance(info.exc_value, KeyboardInterrupt):
-            _Interrupts.passed_on(info)
 
     @classmethod
     def check(cls) -> None:
@@ -62,11 +55,16 @@ def _errors(debug: bool) -> Iterator[None]:
     """One handler for every command: known errors become one line and their exit code."""
     previous = None
     previous_hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        # A Ctrl-C swallowed by a finalizer is remembered by _Interrupts, reported as "Interrupted.".
+        if not isinstance(info.exc_value, KeyboardInterrupt):
+            previous_hook(info)
+
     _Interrupts.seen = False
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, _Interrupts.handler)
-        _Interrupts.passed_on = previous_hook
-        sys.unraisablehook = _Interrupts.unraisable
+        sys.unraisablehook = unraisable
     try:
         yield
         _Interrupts.check()

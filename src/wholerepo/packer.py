@@ -330,11 +330,12 @@ def _library_versions() -> bytes:
     return b"\0".join(found)
 
 
-@functools.lru_cache(maxsize=1)
-def _code_digest() -> str:
+@functools.lru_cache(maxsize=4)
+def _code_digest(modules: tuple[str, ...] = _RENDERING_MODULES) -> str:
+    """A digest of wholerepo's ``modules`` (read, not imported) and of the library versions."""
     digest = hashlib.blake2b(_library_versions(), digest_size=16)
     here = Path(__file__).parent
-    for name in _RENDERING_MODULES:
+    for name in modules:
         try:
             digest.update(name.encode() + b"\0" + (here / name).read_bytes())
         except OSError:  # installed without sources (zipapp, frozen): never reuse across runs
@@ -411,16 +412,6 @@ def _line_count(text: str) -> int:
     return text.count("\n") + (0 if text.endswith("\n") or not text else 1)
 
 
-@functools.lru_cache(maxsize=1)
-def _redaction_rules_digest() -> str:
-    # Any change to the rules (redact.py) or to decoding (filters.py) invalidates what the cache
-    # knows about clean files. Read, not imported: a warm run whose files are all known clean
-    # never compiles the rules.
-    here = Path(__file__).parent
-    sources = b"".join((here / name).read_bytes() for name in ("redact.py", "filters.py"))
-    return hashlib.blake2b(sources + _library_versions(), digest_size=8).hexdigest()
-
-
 def redaction_key(path: str, content: bytes) -> str:
     """A cache key for "this file, with these bytes, holds no secret" under the current rules.
 
@@ -428,7 +419,9 @@ def redaction_key(path: str, content: bytes) -> str:
     function of the bytes), so the text need not be hashed again.
     """
     digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape") + b"\0" + content, digest_size=20)
-    return f"redact-{_redaction_rules_digest()}:{digest.hexdigest()}"
+    # Any change to the rules or to decoding invalidates what the cache knows about clean files;
+    # the sources are read, not imported, so a warm run that needs no redaction compiles no rule.
+    return f"redact-{_code_digest(('redact.py', 'filters.py'))}:{digest.hexdigest()}"
 
 
 def _redact(kept: list[_Work], counter: _Counter) -> None:

@@ -109,10 +109,9 @@ def read_header(data: bytes) -> dict[str, Any]:
 def load(data: bytes) -> Vocabulary:
     """Read the shipped layout back (callers check its sha256 first)."""
     header = read_header(data)
-    end = header["data_offset"] - 1
-    count, first = int(header["tokens"]), int(header["first_rank"])
-    lengths = data[end + 1 : end + 1 + count]
-    blob = data[end + 1 + count :]
+    start, count, first = int(header["data_offset"]), int(header["tokens"]), int(header["first_rank"])
+    lengths = data[start : start + count]
+    blob = data[start + count :]
     if len(lengths) != count or len(blob) != sum(lengths):
         raise ValueError("truncated wholerepo vocabulary file")
     offsets = list(itertools.accumulate(lengths, initial=0))
