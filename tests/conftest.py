@@ -22,7 +22,7 @@ PREFIXES = ("WHOLEREPO_", "DEEPSEEK_", "OPENAI_", "GITHUB_", "GIT_")
 def isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path_factory.mktemp("home")
     for name in list(os.environ):
-        if name.startswith(PREFIXES) or name == "CI":
+        if name.startswith(PREFIXES) or name in ("CI", "XDG_CONFIG_HOME"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(home))
     gitconfig = home / ".gitconfig"

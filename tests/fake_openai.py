@@ -79,6 +79,15 @@ class EmptyStream:
 
 
 @dataclass
+class Raw:
+    """Any body at all, with a status and a content type: HTML pages, garbage, broken SSE."""
+
+    body: bytes
+    content_type: str = "application/json"
+    status: int = 200
+
+
+@dataclass
 class Stall:
     """Send only keep-alive comments, every ``every`` seconds, for at most ``seconds``."""
 
@@ -86,7 +95,7 @@ class Stall:
     every: float = 0.05
 
 
-Script = Chat | Status | ResetAfter | Interrupt | EmptyStream | Stall
+Script = Chat | Status | ResetAfter | Interrupt | EmptyStream | Stall | Raw
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,8 @@ def _unacked(sock: socket.socket) -> int:
 class FakeOpenAI:
     """The server; use as a context manager or call close()."""
 
-    def __init__(self, models: list[dict[str, Any]] | None = None) -> None:
+    def __init__(self, models: list[dict[str, Any]] | None = None, models_raw: Raw | None = None) -> None:
+        self.models_raw = models_raw  # what GET /models answers instead of the list, if set
         self.replies: deque[Script] = deque()
         self.requests: list[Received] = []
         self.models = models if models is not None else [{"id": "deepseek-flash", "object": "model"}]
@@ -153,7 +163,9 @@ class FakeOpenAI:
 
             def do_GET(self) -> None:
                 self._record(b"")
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/").endswith("/models") and fake.models_raw is not None:
+                    self._send_raw(fake.models_raw)
+                elif self.path.rstrip("/").endswith("/models"):
                     self._send_json(200, {"object": "list", "data": fake.models})
                 else:
                     self._send_json(404, {"error": {"message": f"no route {self.path}"}})
@@ -199,6 +211,8 @@ class FakeOpenAI:
                         signal.pthread_kill(fake.main_thread, signal.SIGINT)
                     time.sleep(0.05)
                     self._reset()
+                elif isinstance(reply, Raw):
+                    self._send_raw(reply)
                 elif isinstance(reply, EmptyStream):
                     self._start_stream()
                     self.wfile.flush()
@@ -225,6 +239,13 @@ class FakeOpenAI:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def _send_raw(self, raw: Raw) -> None:
+                self.send_response(raw.status)
+                self.send_header("Content-Type", raw.content_type)
+                self.send_header("Content-Length", str(len(raw.body)))
+                self.end_headers()
+                self.wfile.write(raw.body)
 
             def _start_stream(self) -> None:
                 self.send_response(200)

@@ -253,8 +253,17 @@ def test_unreadable_file_is_skipped_not_fatal(make_repo: MakeRepo, tmp_path: Pat
     assert reasons == {"a.py": None, "locked.py": "unreadable"}
 
 
-def test_output_into_missing_directory(repo: Path, tmp_path: Path) -> None:
-    result = run("pack", str(repo), "-o", str(tmp_path / "no" / "such" / "out.xml"))
+def test_output_into_missing_directory_creates_it(repo: Path, tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "out.xml"
+    result = run("pack", str(repo), "-o", str(target))
+    assert result.exit_code == 0, result.stderr
+    assert target.read_text(encoding="utf-8").startswith("<repository>")
+    assert f"wrote {target}" in result.stderr
+
+
+def test_output_where_a_file_blocks_the_directory(repo: Path, tmp_path: Path) -> None:
+    (tmp_path / "blocker").write_text("a file, not a directory\n")
+    result = run("pack", str(repo), "-o", str(tmp_path / "blocker" / "out.xml"))
     assert_one_line_error(result, "cannot write")
 
 

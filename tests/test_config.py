@@ -43,7 +43,8 @@ def style_of(text: str) -> str:
 def test_defaults() -> None:
     s = load_settings([], env={})
     assert s == Settings()
-    assert (s.style, s.tokenizer, s.budget) == ("xml", "deepseek-v4", DEFAULT_BUDGET)
+    assert (s.style, s.tokenizer, s.budget, s.pack_budget) == ("xml", "deepseek-v4", None, DEFAULT_BUDGET)
+    assert s.model is None and s.trust_repo_config is False
     assert s.max_file_size == 1 << 20
     assert (s.line_numbers, s.tracked_only, s.cache) == ("sparse", False, True)
     assert s.sources == {}
@@ -55,7 +56,7 @@ def test_each_layer_overrides_the_previous(tmp_path: Path) -> None:
     )
     file_only = load_settings([tmp_path], env={})
     assert (file_only.style, file_only.budget, file_only.max_file_size) == ("markdown", 1000, 10)
-    assert file_only.sources["style"].startswith("file:")
+    assert file_only.sources["style"].startswith("repo:")
     env = {"WHOLEREPO_STYLE": "plain", "WHOLEREPO_BUDGET": "2_000", "WHOLEREPO_CACHE_DIR": "/ignored"}
     with_env = load_settings([tmp_path], env=env)
     assert (with_env.style, with_env.budget, with_env.max_file_size) == ("plain", 2000, 10)
@@ -114,31 +115,56 @@ def test_env_parsing() -> None:
     assert s.line_numbers == "all"
 
 
-@pytest.mark.parametrize(
-    ("filename", "content", "key"),
-    [
-        ("pyproject.toml", "[tool.wholerepo]\nbudjet = 5\n", "budjet"),
-        (".wholerepo.toml", "colour = true\n", "colour"),
-        ("pyproject.toml", '[tool.wholerepo]\nbudget = "big"\n', "budget"),
-        ("pyproject.toml", "[tool.wholerepo]\nbudget = 1.5\n", "budget"),
-        (".wholerepo.toml", 'include = "*.py"\n', "include"),
-        (".wholerepo.toml", 'tracked_only = "yes"\n', "tracked_only"),
-        (".wholerepo.toml", 'style = "html"\n', "style"),
-        (".wholerepo.toml", "budget = 0\n", "budget"),
-    ],
-)
-def test_bad_file_is_one_line_naming_file_and_key(
+BAD_FILES = [
+    ("pyproject.toml", "[tool.wholerepo]\nbudjet = 5\n", "budjet"),
+    (".wholerepo.toml", "colour = true\n", "colour"),
+    ("pyproject.toml", '[tool.wholerepo]\nbudget = "big"\n', "budget"),
+    ("pyproject.toml", "[tool.wholerepo]\nbudget = 1.5\n", "budget"),
+    (".wholerepo.toml", 'include = "*.py"\n', "include"),
+    (".wholerepo.toml", 'tracked_only = "yes"\n', "tracked_only"),
+    (".wholerepo.toml", 'style = "html"\n', "style"),
+    (".wholerepo.toml", "budget = 0\n", "budget"),
+]
+
+
+@pytest.mark.parametrize(("filename", "content", "key"), BAD_FILES)
+def test_bad_repository_file_is_a_warning_naming_file_and_key(
     make_repo: MakeRepo, filename: str, content: str, key: str
 ) -> None:
+    # A pull request writes this file: it must never be able to stop a review.
     root = make_repo({filename: content, "a.py": "a = 1\n"})
-    line = one_line_error(run("pack", str(root)))
-    assert filename in line and key in line
+    result = run("pack", str(root), "-q")
+    assert result.exit_code == 0, result.stderr
+    [warning] = [line for line in result.stderr.splitlines() if "warning" in line]
+    assert filename in warning and key in warning and "ignored" in warning
+    assert result.stdout.startswith("<repository>")
 
 
-def test_invalid_toml_names_the_file(make_repo: MakeRepo) -> None:
+@pytest.mark.parametrize(("filename", "content", "key"), BAD_FILES)
+def test_bad_user_file_is_one_line_naming_file_and_key(
+    make_repo: MakeRepo, tmp_path: Path, filename: str, content: str, key: str
+) -> None:
+    # Your own file: a typo there is an error, as it would be in a flag.
+    root = make_repo({"a.py": "a = 1\n"})
+    user = tmp_path / "user-config.toml"
+    user.write_text(content.replace("[tool.wholerepo]\n", ""))
+    line = one_line_error(run("pack", str(root), env={"WHOLEREPO_CONFIG": str(user)}))
+    assert "user-config.toml" in line and key in line
+
+
+def test_invalid_toml_in_the_repository_is_a_warning(make_repo: MakeRepo) -> None:
     root = make_repo({".wholerepo.toml": "style = \n", "a.py": "a\n"})
-    line = one_line_error(run("pack", str(root)))
-    assert ".wholerepo.toml" in line and "TOML" in line
+    result = run("pack", str(root), "-q")
+    assert result.exit_code == 0
+    assert ".wholerepo.toml" in result.stderr and "TOML" in result.stderr
+
+
+def test_invalid_toml_in_the_user_file_names_the_file(make_repo: MakeRepo, tmp_path: Path) -> None:
+    root = make_repo({"a.py": "a\n"})
+    user = tmp_path / "config.toml"
+    user.write_text("style = \n")
+    line = one_line_error(run("pack", str(root), env={"WHOLEREPO_CONFIG": str(user)}))
+    assert "config.toml" in line and "TOML" in line
 
 
 @pytest.mark.parametrize(
@@ -148,13 +174,21 @@ def test_invalid_toml_names_the_file(make_repo: MakeRepo) -> None:
         ("WHOLEREPO_BUDGET", "-5"),
         ("WHOLEREPO_STYLE", "html"),
         ("WHOLEREPO_TRACKED_ONLY", "maybe"),
-        ("WHOLEREPO_NO_SUCH_SETTING", "1"),
+        ("WHOLEREPO_TIMEOUT", "nan"),
+        ("WHOLEREPO_TIMEOUT", "inf"),
     ],
 )
 def test_bad_environment_is_one_line_naming_the_variable(make_repo: MakeRepo, var: str, value: str) -> None:
     root = make_repo({"a.py": "a = 1\n"})
     line = one_line_error(run("pack", str(root), env={var: value}))
     assert var in line
+
+
+def test_unknown_environment_variable_is_a_warning(make_repo: MakeRepo) -> None:
+    root = make_repo({"a.py": "a = 1\n"})
+    result = run("pack", str(root), "-q", env={"WHOLEREPO_E2E_GGUF": "/x.gguf"})
+    assert result.exit_code == 0 and result.stdout.startswith("<repository>")
+    assert "unknown environment variable WHOLEREPO_E2E_GGUF" in result.stderr
 
 
 def test_flag_beats_bad_free_environment(make_repo: MakeRepo) -> None:

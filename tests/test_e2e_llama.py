@@ -29,7 +29,9 @@ from click.testing import CliRunner
 
 from conftest import MakeRepo
 from wholerepo.cli import main
-from wholerepo.client import ChatClient, Endpoint
+from wholerepo.llm import ChatRequest, Endpoint, Reply
+from wholerepo.llm.openai_compat import OpenAICompatible
+from wholerepo.review import run_blocking
 
 pytestmark = pytest.mark.e2e
 
@@ -100,8 +102,10 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             proc.wait(timeout=15)
 
 
-def _invoke(args: list[str]) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, args, env={"DEEPSEEK_API_KEY": KEY}, catch_exceptions=False)
+def _invoke(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    # DeepSeek's key is set, as on a developer's machine: it must never reach the local server.
+    environment = {"DEEPSEEK_API_KEY": KEY} if env is None else env
+    result = CliRunner().invoke(main, args, env=environment, catch_exceptions=False)
     assert "Traceback" not in result.output
     assert KEY not in result.output
     return result.exit_code, result.stdout, result.stderr
@@ -114,13 +118,11 @@ def test_models_lists_the_alias(llama_server: str) -> None:
 
 
 def test_json_mode_is_accepted(llama_server: str) -> None:
-    client = ChatClient(Endpoint(llama_server, "smollm2", KEY, timeout=300, max_retries=1, retry_backoff=0.1))
-    try:
-        reply = client.complete(
-            "Reply in JSON.", 'Give {"summary": "ok", "findings": []} as JSON.', max_tokens=24
-        )
-    finally:
-        client.close()
+    model = OpenAICompatible(
+        Endpoint(llama_server, "smollm2", None, timeout=300, max_retries=1, retry_backoff=0.1)
+    )
+    request = ChatRequest("Reply in JSON.", 'Give {"summary": "ok", "findings": []} as JSON.', 24)
+    reply: Reply = run_blocking(model.complete(request), model)
     assert reply.json_mode is True  # no 400 about response_format: the server took it
     assert reply.content.lstrip().startswith("{")  # grammar-constrained JSON
     assert reply.finish_reason in ("stop", "length")
@@ -129,10 +131,10 @@ def test_json_mode_is_accepted(llama_server: str) -> None:
 def test_review_through_the_cli(llama_server: str, make_repo: MakeRepo, tmp_path: Path) -> None:
     repo = make_repo({"calc.py": "def add(a, b):\n    return a - b\n"})
     out = tmp_path / "out"
+    # As the README shows it: no key, no --model (the server's only model is used).
     code, _stdout, stderr = _invoke([
         "review", str(repo),
         "--base-url", llama_server,
-        "--model", "smollm2",
         "--max-output-tokens", "128",
         "--context-window", str(N_CTX),
         "--timeout", "600",
@@ -142,6 +144,7 @@ def test_review_through_the_cli(llama_server: str, make_repo: MakeRepo, tmp_path
     # an HTTP rejection of our request is not.
     assert code in (0, 1, 3), stderr
     assert "HTTP 4" not in stderr and "unexpected" not in stderr
+    assert "serves one model, smollm2: using it" in stderr
     if code == 3:
         assert [line for line in stderr.splitlines() if line.startswith("Error:")], stderr
         assert (out / "review.raw.txt").is_file() or (out / "review.json").is_file()

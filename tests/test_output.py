@@ -43,8 +43,9 @@ def test_full_disk_keeps_the_old_output_and_leaves_no_temp_file(make_repo: MakeR
 
 def test_unwritable_output_directory_is_one_line(make_repo: MakeRepo, tmp_path: Path) -> None:
     repo = make_repo({"a.py": "print(1)\n"})
+    (tmp_path / "file").write_text("x\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "wholerepo", "pack", str(repo), "-o", str(tmp_path / "missing" / "x.xml")],
+        [sys.executable, "-m", "wholerepo", "pack", str(repo), "-o", str(tmp_path / "file" / "x.xml")],
         capture_output=True,
         text=True,
         check=False,

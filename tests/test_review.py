@@ -9,14 +9,14 @@ import pytest
 
 from conftest import MakeRepo, git
 from fake_openai import Chat, FakeOpenAI, usage
-from wholerepo import pricing
-from wholerepo.client import ChatClient, Endpoint
 from wholerepo.errors import ConfigError, UsageError
 from wholerepo.findings import example_reply, response_schema
 from wholerepo.gitdiff import changed_lines, diff_against
+from wholerepo.llm import Endpoint, pricing
+from wholerepo.llm.openai_compat import OpenAICompatible
 from wholerepo.packer import settings_for
 from wholerepo.prompts import BUILTIN, REPOSITORY_HEAD, SYSTEM, render_instructions
-from wholerepo.review import PromptTooLargeError, Window, dry_run_report, exit_code, plan, run
+from wholerepo.review import PromptTooLargeError, Window, dry_run_report, exit_code, plan, review_blocking
 from wholerepo.tokens import get_tokenizer
 
 APP = "def add(a, b):\n    return a - b\n\n\ndef main():\n    print(add(1, 2))\n"
@@ -194,8 +194,8 @@ def test_run_verifies_findings_and_reports_usage(make_repo: MakeRepo) -> None:
     }
     with FakeOpenAI() as server:
         server.script(Chat(json.dumps(reply), usage=usage(p.prompt_tokens + 5, 40, hit=0)))
-        client = ChatClient(Endpoint(server.url, "deepseek-flash", "k", retry_backoff=0.01))
-        outcome = run(p, client, tool_version="9.9")
+        model = OpenAICompatible(Endpoint(server.url, "deepseek-flash", "k", retry_backoff=0.01))
+        outcome = review_blocking(p, model, tool_version="9.9")
     assert outcome.error is None and outcome.result is not None
     result = outcome.result
     assert [(f.path, f.start_line) for f in result.verified] == [("app.py", 2)]
@@ -213,7 +213,34 @@ def test_tokenizer_mismatch_warning(make_repo: MakeRepo) -> None:
     p = plan(repo, settings_for(repo), WINDOW)
     with FakeOpenAI() as server:
         server.script(Chat('{"summary": "ok", "findings": []}', usage=usage(p.prompt_tokens + 500, 3)))
-        outcome = run(p, ChatClient(Endpoint(server.url, "deepseek-flash", "k")), tool_version="1")
+        model = OpenAICompatible(Endpoint(server.url, "deepseek-flash", "k"))
+        outcome = review_blocking(p, model, tool_version="1")
     assert outcome.result is not None
     [warning] = outcome.result.warnings
-    assert str(p.prompt_tokens + 500) in warning.replace(",", "") and "tokenizer differs" in warning
+    assert str(p.prompt_tokens + 500) in warning.replace(",", "")
+    assert "--budget" in warning and "--tokenizer" not in warning  # V4 is already the right one
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "ours", "model", "expected"),
+    [
+        (1000, 1000, "deepseek-flash", None),
+        (1050, 1000, "deepseek-flash", None),  # within the chat template's margin
+        (101_000, 100_000, "deepseek-flash", None),  # 1 %: not worth a warning
+        (103_000, 100_000, "deepseek-flash", "--budget"),
+        (103_000, 100_000, "gpt-4o-mini", "--tokenizer o200k_base"),
+        (90_000, 100_000, "llama-3.1-8b", "--budget"),
+    ],
+)
+def test_drift_warning_threshold_and_advice(
+    endpoint: int, ours: int, model: str, expected: str | None
+) -> None:
+    from wholerepo.review import drift_warning
+
+    warning = drift_warning(endpoint, ours, "deepseek-v4", model)
+    if expected is None:
+        assert warning is None
+    else:
+        assert warning is not None and expected in warning
+        # Never a tokenizer that does not exist for the model.
+        assert "--tokenizer" not in warning or model.startswith("gpt")

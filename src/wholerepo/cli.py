@@ -20,34 +20,39 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from .config import FAIL_ON, FORMATS, LINE_NUMBER_MODES, STYLES, THINKING, TOKENIZERS
+from .config import FAIL_ON, FAIL_ON_SCOPES, FORMATS, LINE_NUMBER_MODES, STYLES, THINKING, TOKENIZERS
 from .errors import WholerepoError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_INTERNAL = 70  # an unexpected error (a bug): distinct from every documented exit code
+MODELS_TIMEOUT = 20.0  # `wholerepo models` answers quickly or not at all
 
 
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
 
-class _Interrupts:
-    """Ctrl-C as KeyboardInterrupt, remembered: a finalizer (``__del__``) that happens to run when
-    it arrives swallows the exception ("Exception ignored in ..."), and the command must still
-    stop. Long work calls ``check`` between steps (the progress callback does)."""
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (CI cancelling a job, ``timeout``): stopped like Ctrl-C, findings so far kept."""
 
-    seen = False
+
+class _Interrupts:
+    """Ctrl-C and SIGTERM as KeyboardInterrupt, remembered: a finalizer (``__del__``) that happens
+    to run when one arrives swallows the exception ("Exception ignored in ..."), and the command
+    must still stop. Long work calls ``check`` between steps (the progress callback does)."""
+
+    seen: type[KeyboardInterrupt] | None = None
 
     @classmethod
     def handler(cls, signum: int, frame: object) -> None:
-        cls.seen = True
-        raise KeyboardInterrupt
+        cls.seen = Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        raise cls.seen
 
     @classmethod
     def check(cls) -> None:
-        if cls.seen and threading.current_thread() is threading.main_thread():
-            raise KeyboardInterrupt
+        if cls.seen is not None and threading.current_thread() is threading.main_thread():
+            raise cls.seen
 
 
 @contextmanager
@@ -61,9 +66,11 @@ def _errors(debug: bool) -> Iterator[None]:
         if not isinstance(info.exc_value, KeyboardInterrupt):
             previous_hook(info)
 
-    _Interrupts.seen = False
+    _Interrupts.seen = None
+    previous_term = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, _Interrupts.handler)
+        previous_term = signal.signal(signal.SIGTERM, _Interrupts.handler)
         sys.unraisablehook = unraisable
     try:
         yield
@@ -71,9 +78,9 @@ def _errors(debug: bool) -> Iterator[None]:
     except WholerepoError as exc:
         _echo_err(f"Error: {exc.one_line()}")
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         _echo_err("Interrupted.")
-        sys.exit(130)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
     except (click.exceptions.Exit, click.ClickException, SystemExit):
         raise
     except Exception as exc:  # a bug: one line, the traceback only on request
@@ -88,6 +95,8 @@ def _errors(debug: bool) -> Iterator[None]:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
             sys.unraisablehook = previous_hook
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
         if "wholerepo.countworker" in sys.modules:  # a helper started for a pack that never ran
             sys.modules["wholerepo.countworker"].stop_prestarted()
 
@@ -160,6 +169,13 @@ def pack_options(func: F) -> F:
             default=False,
             help="Send secrets as they are (not recommended).",
         ),
+        click.option(
+            "--trust-repo-config",
+            "trust_repo_config",
+            is_flag=True,
+            default=None,
+            help="Let the repository's .wholerepo.toml / [tool.wholerepo] set every key (own repos only).",
+        ),
         click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr."),
         click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors."),
     ]
@@ -182,10 +198,12 @@ SETTING_FLAGS = (
     "api_key_env",
     "prompt",
     "fail_on",
+    "fail_on_scope",
     "max_output_tokens",
     "context_window",
     "timeout",
     "thinking",
+    "trust_repo_config",
 )
 
 
@@ -197,6 +215,12 @@ def flag_overrides(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]
             value = params[name]
             flags[name] = tuple(value) if isinstance(value, (list, tuple)) else value
     if params.get("no_line_numbers"):
+        if flags.get("line_numbers", "none") != "none":
+            from .errors import UsageError
+
+            raise UsageError(
+                f"--line-numbers {flags['line_numbers']} and --no-line-numbers contradict each other"
+            )
         flags["line_numbers"] = "none"
     if params.get("no_cache"):
         flags["cache"] = False
@@ -226,24 +250,19 @@ def prestart_counting(params: dict[str, Any]) -> None:
     prestart(name)
 
 
-def progress_callback(quiet: bool) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
-    """A rich progress bar on a terminal, nothing in pipes and CI logs; either way a Ctrl-C
-    that a finalizer swallowed stops the work at the next step."""
-    if quiet or not sys.stderr.isatty() or os.environ.get("CI"):
+def reporter(quiet: bool) -> Any:
+    """Progress and events on stderr: a bar on a terminal, one line per event in pipes and CI; and
+    either way a Ctrl-C that a finalizer swallowed stops the work at the next step."""
+    from .progress import Reporter
 
-        def check(stage: str, done: int, total: int) -> None:
-            _Interrupts.check()
+    terminal = sys.stderr.isatty() and not os.environ.get("CI")
+    return Reporter(quiet=quiet, terminal=terminal, check=_Interrupts.check)
 
-        return check, lambda: None
-    from .progress import TerminalProgress
 
-    bar = TerminalProgress()
-
-    def update(stage: str, done: int, total: int) -> None:
-        _Interrupts.check()
-        bar.update(stage, done, total)
-
-    return update, bar.stop
+def print_warnings(warnings: Any) -> None:
+    """Warnings go out even with -q: they say what was ignored (a repository's key, a pattern)."""
+    for warning in warnings:
+        _echo_err(f"wholerepo: warning: {warning}")
 
 
 def _fmt(n: int) -> str:
@@ -270,6 +289,11 @@ def print_summary(pack: Any) -> None:
     if s["largest_files"]:
         _echo_err("  largest files: " + ", ".join(f"{p} {_fmt(n)}" for p, n in s["largest_files"]))
         _echo_err("  largest dirs:  " + ", ".join(f"{p} {_fmt(n)}" for p, n in s["largest_dirs"]))
+    for reason, label in (("vendored", "vendored trees"), ("wholerepo-output", "wholerepo's own outputs")):
+        dirs = s["skipped_dirs"].get(reason)
+        if dirs:
+            count = s["reasons"][reason]
+            _echo_err(f"  skipped {_fmt(count)} files of {label}: " + ", ".join(dirs))
     if s["redactions"]:
         files = s["redacted_files"]
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
@@ -352,25 +376,35 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
     with _errors(params["debug"]):
         path: Path = params["path"]
         _check_path(path)
+        flags = flag_overrides(ctx, params)
         prestart_counting(params)
-        from .output import write_atomic, write_stdout
+        from .output import ensure_parent, write_atomic, write_stdout
         from .packer import pack, settings_for
 
-        settings = settings_for(path, flag_overrides(ctx, params))
-        update, stop = progress_callback(params["quiet"])
+        settings = settings_for(path, flags)
+        print_warnings(settings.warnings)
+        own = [p for p in (params["output"], params["manifest"]) if p is not None]
+        for target in own:
+            ensure_parent(target)
+        progress = reporter(params["quiet"])
         try:
-            own = [p for p in (params["output"], params["manifest"]) if p is not None]
-            result = pack(path, settings, on_progress=update, keep_file_text=False, omit=own)
+            result = pack(path, settings, on_progress=progress.update, keep_file_text=False, omit=own)
         finally:
-            stop()
+            progress.stop()
+        print_warnings(result.warnings)
+        private = not settings.redact  # unredacted text: readable by the user only
         if params["manifest"] is not None:
             write_atomic(
-                params["manifest"], json.dumps(result.manifest(), indent=2, ensure_ascii=False) + "\n"
+                params["manifest"],
+                json.dumps(result.manifest(), indent=2, ensure_ascii=False) + "\n",
+                private=private,
             )
         if params["output"] is not None:
-            write_atomic(params["output"], result.parts)
+            write_atomic(params["output"], result.parts, private=private)
         if not params["quiet"]:
             print_summary(result)
+            for target in own:
+                _echo_err(f"  wrote {target}")
         if params["output"] is None:
             write_stdout(result.parts)
 
@@ -396,13 +430,14 @@ def _check_path(path: Path) -> None:
     "--model",
     metavar="NAME",
     default=None,
-    help="Model id [default: deepseek-flash]; `wholerepo models` lists them.",
+    help="Model id [default: the endpoint's only model, else deepseek-flash]; `wholerepo models` lists them.",
 )
 @click.option(
     "--api-key-env",
     metavar="VAR",
     default=None,
-    help="Read the API key from VAR [default: DEEPSEEK_API_KEY, then OPENAI_API_KEY].",
+    help="Read the API key from VAR [default: DEEPSEEK_API_KEY for DeepSeek, else OPENAI_API_KEY; "
+    "a local server may need none].",
 )
 @click.option(
     "--format",
@@ -429,6 +464,18 @@ def _check_path(path: Path) -> None:
     type=click.Choice(FAIL_ON),
     default=None,
     help="Exit 1 when a verified finding is at least this severe [default: none].",
+)
+@click.option(
+    "--fail-on-scope",
+    type=click.Choice(FAIL_ON_SCOPES),
+    default=None,
+    help="Which findings --fail-on counts: those on changed lines (diff) or all [default: diff with --base].",
+)
+@click.option(
+    "--manifest",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the JSON list of every file, its status, reason and tokens (what is sent and what not).",
 )
 @click.option(
     "--prompt", metavar="NAME|FILE", default=None, help="review, security, architecture, or a Jinja2 file."
@@ -486,77 +533,174 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
         targets = _review_targets(
             params["formats"], params["output"], params["output_dir"], params["dry_run"]
         )
+        flags = flag_overrides(ctx, params)
         prestart_counting(params)
-        from . import __version__
-        from .client import ChatClient, Endpoint, require_api_key
-        from .output import write_atomic, write_stdout
+        from .output import ensure_parent
         from .packer import settings_for
-        from .report import render
-        from .review import dry_run_report, dry_run_text, exit_code, plan, resolve_window, run
 
-        settings = settings_for(path, flag_overrides(ctx, params))
-        quiet = params["quiet"]
-        update, stop = progress_callback(quiet)
-        try:
-            if params["dry_run"]:
-                p = plan(
-                    path, settings, resolve_window(settings, None), base=params["base"], on_progress=update
-                )
-                stop()
-                report = dry_run_report(p)
-                as_json = params["formats"] and params["formats"][-1] == "json"
-                write_stdout(json.dumps(report, indent=2) + "\n" if as_json else dry_run_text(report))
-                return
-            client = ChatClient(
-                Endpoint.from_settings(settings, require_api_key(settings.api_key_env)), on_progress=update
+        settings = settings_for(path, flags)
+        print_warnings(settings.warnings)
+        # Nothing paid for is lost: every place a result goes exists before anything is sent.
+        for _fmt_name, target in targets:
+            if target is not None:
+                ensure_parent(target)
+        raw_file = _raw_path(params["output"], params["output_dir"])
+        if params["manifest"] is not None:
+            ensure_parent(params["manifest"])
+        if params["dry_run"]:
+            _dry_run(path, settings, params)
+            return
+        _review(path, settings, params, targets, raw_file)
+
+
+def _dry_run(path: Path, settings: Any, params: dict[str, Any]) -> None:
+    """Everything a review would do short of sending the request, and what it would cost."""
+    from .llm.policy import Endpoint, find_api_key, is_deepseek
+    from .output import write_stdout
+    from .review import dry_run_report, dry_run_text, plan
+
+    key, names = find_api_key(settings.base_url, settings.api_key_env)
+    chat = None
+    not_asked = None
+    if key is None and (is_deepseek(settings.base_url) or settings.api_key_env):
+        not_asked = f"no API key ({names[0]} is not set)"
+    else:
+        from .llm.openai_compat import OpenAICompatible
+        from .output import register_secret
+
+        register_secret(key)
+        chat = OpenAICompatible(Endpoint.from_settings(settings))
+    found = _probe(settings, chat, not_asked, _raw_path(params["output"], params["output_dir"]))
+    progress = reporter(params["quiet"])
+    try:
+        p = plan(
+            path, settings, found.window, model=found.model, base=params["base"], on_progress=progress.update
+        )
+    finally:
+        progress.stop()
+    _write_manifest(p, params)
+    print_warnings(p.pack.warnings)
+    report = dry_run_report(p, found.notes)
+    as_json = params["formats"] and params["formats"][-1] == "json"
+    if as_json:
+        write_stdout(json.dumps({"generator": "wholerepo", **report}, indent=2) + "\n")
+    else:
+        write_stdout(dry_run_text(report))
+
+
+def _write_manifest(p: Any, params: dict[str, Any]) -> None:
+    from .output import write_atomic
+
+    if params["manifest"] is not None:
+        manifest = p.pack.manifest()
+        if p.prefix:
+            manifest["prefix"] = p.prefix
+        write_atomic(
+            params["manifest"],
+            json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+            private=not p.settings.redact,
+        )
+
+
+def _review(
+    path: Path, settings: Any, params: dict[str, Any], targets: list[tuple[str, Path | None]], raw_file: Path
+) -> None:
+    from dataclasses import replace
+
+    from . import __version__
+    from .llm.openai_compat import OpenAICompatible
+    from .llm.policy import Endpoint
+    from .output import register_secret, write_atomic, write_stdout
+    from .report import render
+    from .review import failing, left_out, left_out_text, plan, review_blocking
+
+    quiet = params["quiet"]
+    endpoint = Endpoint.from_settings(settings)
+    register_secret(endpoint.api_key)
+    progress = reporter(quiet)
+    try:
+        found = _probe(settings, OpenAICompatible(endpoint, on_event=progress.event), None, raw_file)
+        for note in found.notes:
+            progress.event(note)
+        if found.model != endpoint.model:
+            endpoint = replace(endpoint, model=found.model)
+        p = plan(
+            path, settings, found.window, model=found.model, base=params["base"], on_progress=progress.update
+        )
+        _write_manifest(p, params)
+        print_warnings([*p.pack.warnings, *p.warnings])
+        if not quiet:
+            _echo_err(
+                f"wholerepo: sending {_plural(len(p.pack.included), 'file')},"
+                f" {_fmt(p.prompt_tokens)} prompt tokens (exact, {settings.tokenizer}) to {p.model}"
             )
-            try:
-                p = plan(
-                    path, settings, resolve_window(settings, client), base=params["base"], on_progress=update
-                )
-                if not quiet:
-                    _echo_err(
-                        f"wholerepo: sending {len(p.pack.included)} files,"
-                        f" {_fmt(p.prompt_tokens)} prompt tokens (exact, {settings.tokenizer})"
-                        f" to {client.endpoint.model}"
-                    )
-                outcome = run(p, client, tool_version=str(__version__))
-            finally:
-                client.close()
-        finally:
-            stop()
-        result = outcome.result
-        written: list[str] = []
-        if result is not None:
-            for fmt, target in targets:
-                text = render(fmt, result)
-                if target is None:
-                    write_stdout(text)
-                else:
-                    _ensure_dir(target.parent, target)
-                    write_atomic(target, text)
-                    written.append(str(target))
-        raw_file: Path | None = None
-        if outcome.raw is not None and (outcome.error is not None or outcome.interrupted):
-            raw_file = _raw_path(params["output"], params["output_dir"])
-            write_atomic(raw_file, outcome.raw)
-        if not quiet and result is not None:
-            _review_summary(result, written)
-        if outcome.interrupted:
-            saved = f"; raw reply saved to {raw_file}" if raw_file else ""
-            _echo_err(f"Interrupted: the findings received so far were written (partial){saved}.")
-            sys.exit(130)
-        if outcome.error is not None:
-            error = outcome.error
-            if raw_file is not None:
-                error.hint = (
-                    f"{error.hint}; raw reply saved to {raw_file}"
-                    if error.hint
-                    else (f"raw reply saved to {raw_file}")
-                )
-            raise error
-        assert result is not None
-        sys.exit(exit_code(result, settings.fail_on))
+            dropped = left_out_text(left_out(p))
+            if dropped:
+                _echo_err(f"  {dropped}")
+        chat = OpenAICompatible(endpoint, on_event=progress.event, on_progress=progress.update)
+        outcome = review_blocking(p, chat, tool_version=str(__version__), on_event=progress.event)
+    finally:
+        progress.stop()
+    result = outcome.result
+    written: list[str] = []
+    private = not settings.redact
+    if result is not None:
+        for fmt, target in targets:
+            text = render(fmt, result)
+            if target is None:
+                write_stdout(text)
+            else:
+                write_atomic(target, text, private=private)
+                written.append(str(target))
+    saved: Path | None = None
+    if outcome.raw is not None and (outcome.error is not None or outcome.interrupted):
+        write_atomic(raw_file, outcome.raw, private=True)
+        saved = raw_file
+    if not quiet and result is not None:
+        _review_summary(result, written)
+    if outcome.interrupted:
+        note = f"; raw reply saved to {saved}" if saved else ""
+        _echo_err(f"Interrupted: the findings received so far were written (partial){note}.")
+        sys.exit(143 if _Interrupts.seen is Terminated else 130)
+    if outcome.error is not None:
+        error = outcome.error
+        if saved is not None:
+            error.hint = (
+                f"{error.hint}; raw reply saved to {saved}" if error.hint else f"raw reply saved to {saved}"
+            )
+        raise error
+    assert result is not None
+    culprit = failing(result, settings.fail_on, settings.fail_on_scope)
+    if culprit is not None:
+        scope = settings.fail_on_scope or ("diff" if result.base_ref else "all")
+        where = f"{culprit.path}:{culprit.start_line}"
+        _echo_err(
+            f"wholerepo: failing the run (--fail-on {settings.fail_on}, scope {scope}): {culprit.severity}"
+            f" {culprit.category} at {where}: {culprit.title}"
+        )
+        sys.exit(1)
+    sys.exit(0)
+
+
+def _probe(settings: Any, chat: Any, not_asked: str | None, raw_file: Path) -> Any:
+    """Ask the endpoint about itself; a non-JSON answer is saved before the error is raised."""
+    from .llm.base import NotJSONError
+    from .output import write_atomic
+    from .review import probe_blocking
+
+    try:
+        return probe_blocking(settings, chat, not_asked=not_asked)
+    except NotJSONError as exc:
+        if exc.raw:
+            write_atomic(raw_file, exc.raw, private=True)
+            exc.hint = (
+                f"{exc.hint}; what it sent is saved in {raw_file}" if exc.hint else f"saved in {raw_file}"
+            )
+        raise
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{_fmt(n)} {word}" + ("" if n == 1 else "s")
 
 
 def _review_targets(
@@ -584,19 +728,9 @@ def _review_targets(
     return [(fmt, output)]
 
 
-def _ensure_dir(directory: Path, target: Path | None = None) -> None:
-    from .errors import OutputError
-
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        what = f"cannot write {target}: " if target is not None else ""
-        raise OutputError(f"{what}cannot create the directory {directory}: {exc.strerror or exc}") from exc
-
-
 def _raw_path(output: Path | None, output_dir: Path | None) -> Path:
+    """Where an unparseable reply is saved: beside the report."""
     if output_dir is not None:
-        _ensure_dir(output_dir)
         return output_dir / "review.raw.txt"
     if output is not None:
         return output.parent / "review.raw.txt"
@@ -607,7 +741,7 @@ def _review_summary(result: Any, written: list[str]) -> None:
     from .report import severity_counts
 
     counts = ", ".join(f"{n} {s}" for s, n in severity_counts(result.verified).items() if n)
-    line = f"wholerepo: {len(result.verified)} verified findings"
+    line = f"wholerepo: {_plural(len(result.verified), 'verified finding')}"
     if counts:
         line += f" ({counts})"
     line += f", {len(result.unverified)} unverified"
@@ -645,7 +779,7 @@ def _review_summary(result: Any, written: list[str]) -> None:
     type=click.FloatRange(min=0, min_open=True),
     default=None,
     metavar="S",
-    help="Give up after S seconds [default: 1800].",
+    help=f"Give up after S seconds [default: {MODELS_TIMEOUT:g}].",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors.")
 @click.pass_context
@@ -658,23 +792,28 @@ def models_command(ctx: click.Context, /, **params: Any) -> None:
       wholerepo models --base-url http://127.0.0.1:8000/v1    a vLLM server: shows max_model_len
     """
     with _errors(params["debug"]):
-        from .client import ChatClient, Endpoint, find_api_key
-        from .output import write_stdout
+        from .llm.openai_compat import OpenAICompatible
+        from .llm.policy import Endpoint
+        from .output import register_secret, write_stdout
         from .packer import settings_for
+        from .review import run_blocking
+        from .sanitize import one_line
 
-        settings = settings_for(Path("."), flag_overrides(ctx, params))
-        key, _names = find_api_key(settings.api_key_env)
-        # Local servers need no key; the SDK still wants a string to send.
-        client = ChatClient(Endpoint.from_settings(settings, key or "no-key"))
-        try:
-            models = client.list_models(timeout=settings.timeout)
-        finally:
-            client.close()
+        flags = flag_overrides(ctx, params)
+        flags.setdefault("timeout", MODELS_TIMEOUT)
+        settings = settings_for(Path("."), flags, repository="none")
+        print_warnings(settings.warnings)
+        endpoint = Endpoint.from_settings(settings)
+        register_secret(endpoint.api_key)
+        chat = OpenAICompatible(endpoint)
+        models = run_blocking(chat.list_models(timeout=settings.timeout), chat)
         lines = [
-            m.id + (f"\tmax_model_len={m.max_model_len}" if m.max_model_len else "")
+            # Ids are the endpoint's text: no escape sequences reach the terminal.
+            one_line(m.id, 500) + (f"\tmax_model_len={m.max_model_len}" if m.max_model_len else "")
             for m in sorted(models, key=lambda m: m.id)
         ]
         write_stdout("".join(f"{line}\n" for line in lines))
+
 
 
 __all__ = ["FAIL_ON", "FORMATS", "THINKING", "flag_overrides", "functools", "main", "pack_options"]

@@ -1,19 +1,31 @@
-"""One typed settings object, layered: defaults < repository file < WHOLEREPO_* env < flags.
+"""One typed settings object, layered, with an explicit trust level for each source.
 
-The repository file is ``[tool.wholerepo]`` in ``pyproject.toml`` or a ``.wholerepo.toml``
-(top-level keys, or the same table). Unknown keys and wrong types are one-line errors that name
-the file and the key.
+Layers, later ones win: defaults < the user's own file < the repository's file < ``WHOLEREPO_*``
+variables < flags.
+
+- **Trusted**: flags, ``WHOLEREPO_*`` variables and the user file (``config.toml`` in the user
+  configuration directory, ``~/.config/wholerepo/config.toml`` on Linux, or the file named by
+  ``WHOLEREPO_CONFIG``). They may set every key.
+- **Untrusted**: the repository under review (``.wholerepo.toml``, ``[tool.wholerepo]`` in
+  ``pyproject.toml``). A pull request writes those files, so they may only set keys that cannot
+  send data anywhere, read anything outside the repository, run code or weaken redaction
+  (``REPOSITORY_KEYS``). Any other key, an unknown key, a bad value or a file that is not TOML is
+  a one-line warning and is ignored: a repository can never break or steer a review.
+  ``trust_repo_config`` (a flag, a variable or the user file) lifts the limit for one's own
+  repositories; ``repository="none"`` reads no repository file at all (``pr-review``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
+import stat
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from .errors import ConfigError
 
@@ -27,13 +39,38 @@ STYLES = ("xml", "markdown", "plain", "json")
 LINE_NUMBER_MODES = ("all", "sparse", "none")
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 FAIL_ON = ("none", *SEVERITIES)
+FAIL_ON_SCOPES = ("diff", "all")
 FORMATS = ("markdown", "sarif", "json")
 THINKING = ("auto", "on", "off")
 TOKENIZERS = ("deepseek-v4", "cl100k_base", "o200k_base")
+BUILTIN_PROMPTS = ("review", "security", "architecture")
 
-# Settings a repository's own file may not change: a pull request could otherwise send the code
-# (and the key) to a server of its author's choosing.
-TRUSTED_ONLY = frozenset({"base_url", "api_key_env"})
+Trust = Literal["full", "limited", "none"]
+
+# What a repository's own file may set: selection, style and review focus. Nothing here can
+# send data anywhere (base_url, api_key_env), read outside the repository (prompt files), run
+# code (templates) or weaken redaction (redact).
+REPOSITORY_KEYS = frozenset(
+    {
+        "style",
+        "tokenizer",
+        "budget",
+        "include",
+        "exclude",
+        "max_file_size",
+        "tracked_only",
+        "line_numbers",
+        "line_number_interval",
+        "model",
+        "prompt",  # a built-in name only
+        "instructions",  # plain text, never a template
+        "fail_on",
+        "fail_on_scope",
+        "max_output_tokens",
+    }
+)
+# Variables named WHOLEREPO_* that are not settings.
+OTHER_VARIABLES = frozenset({"WHOLEREPO_CACHE_DIR", "WHOLEREPO_CONFIG"})
 
 
 @dataclass(frozen=True)
@@ -43,7 +80,7 @@ class Settings:
     # pack
     style: str = "xml"
     tokenizer: str = "deepseek-v4"
-    budget: int = DEFAULT_BUDGET
+    budget: int | None = None  # None: 1,048,576 for a pack, the window's room for a review
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
     max_file_size: int = 1_048_576
@@ -54,10 +91,12 @@ class Settings:
     redact: bool = True
     # review
     base_url: str = "https://api.deepseek.com"
-    model: str = "deepseek-flash"
+    model: str | None = None  # None: the endpoint's only model, else deepseek-flash
     api_key_env: str | None = None
     prompt: str = "review"
+    instructions: str | None = None  # extra plain-text instructions, after the built-in ones
     fail_on: str = "none"
+    fail_on_scope: str | None = None  # None: "diff" with --base, else "all"
     max_output_tokens: int = 32_768
     context_window: int | None = None
     timeout: float = 1800.0
@@ -67,24 +106,44 @@ class Settings:
     retry_backoff: float = 1.0  # seconds before the first retry; doubles each time
     retry_after_cap: float = 60.0  # the longest Retry-After wait honoured, in seconds
     stream: bool = True  # stream the reply (progress, keep-what-arrived on faults)
-    # where each non-default value came from: key -> "file:<path>" | "env:<VAR>" | "flag"
+    trust_repo_config: bool = False
+    # where each non-default value came from: key -> "user:<path>" | "repo:<path>" | "env:<VAR>" | "flag"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+    # directory whose files a trusted relative prompt path is relative to
+    prompt_base: Path | None = field(default=None, compare=False)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
 
     def __post_init__(self) -> None:
         _check_choice("style", self.style, STYLES)
         _check_choice("tokenizer", self.tokenizer, TOKENIZERS)
         _check_choice("line_numbers", self.line_numbers, LINE_NUMBER_MODES)
         _check_choice("fail_on", self.fail_on, FAIL_ON)
+        if self.fail_on_scope is not None:
+            _check_choice("fail_on_scope", self.fail_on_scope, FAIL_ON_SCOPES)
         _check_choice("thinking", self.thinking, THINKING)
-        for name in ("budget", "max_file_size", "max_output_tokens", "line_number_interval"):
+        for name in ("max_file_size", "max_output_tokens", "line_number_interval"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)}")
-        if self.context_window is not None and self.context_window <= 0:
-            raise ConfigError(f"context_window must be a positive integer, got {self.context_window}")
-        if self.timeout <= 0:
-            raise ConfigError(f"timeout must be positive, got {self.timeout}")
-        if self.retry_backoff < 0 or self.retry_after_cap < 0 or self.max_retries < 0:
-            raise ConfigError("retry_backoff, retry_after_cap and max_retries must not be negative")
+        for name in ("budget", "context_window"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{name} must be a positive integer, got {value}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ConfigError(f"timeout must be a positive number of seconds, got {self.timeout}")
+        for name in ("retry_backoff", "retry_after_cap"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be a number of seconds, not negative, got {value}")
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must not be negative, got {self.max_retries}")
+        if self.model is not None and not self.model.strip():
+            raise ConfigError("model must not be empty")
+        if not self.prompt.strip():
+            raise ConfigError("prompt must not be empty")
+
+    @property
+    def pack_budget(self) -> int:
+        return self.budget if self.budget is not None else DEFAULT_BUDGET
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -93,7 +152,9 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 _HINTS = get_type_hints(Settings)
-FIELDS = {f.name for f in dataclasses.fields(Settings) if f.name != "sources"}
+FIELDS = frozenset(
+    f.name for f in dataclasses.fields(Settings) if f.name not in ("sources", "prompt_base", "warnings")
+)
 
 
 def _coerce(key: str, value: Any, where: str, *, from_text: bool) -> Any:
@@ -125,11 +186,13 @@ def _coerce(key: str, value: Any, where: str, *, from_text: bool) -> Any:
                 return value
             raise ValueError
         if target is float:
-            if from_text:
-                return float(value)
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return float(value)
-            raise ValueError
+            if from_text or (isinstance(value, (int, float)) and not isinstance(value, bool)):
+                number = float(value)
+            else:
+                raise ValueError
+            if not math.isfinite(number):
+                raise ValueError
+            return number
         if target is str:
             if isinstance(value, str):
                 return value
@@ -141,14 +204,18 @@ def _coerce(key: str, value: Any, where: str, *, from_text: bool) -> Any:
                 return tuple(value)
             raise ValueError
         if t_origin is Mapping or target is Mapping:
-            if isinstance(value, Mapping):
+            if isinstance(value, Mapping) and all(isinstance(v, Mapping) for v in value.values()):
                 return {str(k): dict(v) for k, v in value.items()}
             raise ValueError
-    except (ValueError, TypeError, AttributeError):
+    except (ValueError, TypeError, AttributeError, OverflowError):
         pass
-    kind = getattr(target, "__name__", str(target))
+    kind = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        target, getattr(target, "__name__", str(target))
+    )
     if t_origin is tuple:
-        kind = "list of strings"
+        kind = "a list of strings"
+    if t_origin is Mapping or target is Mapping:
+        kind = "a table of tables"
     raise ConfigError(f"{where}: {key} must be {kind}, got {value!r}")
 
 
@@ -165,27 +232,75 @@ def _key(raw: str) -> str:
     return raw.replace("-", "_")
 
 
-def _file_layer(path: Path) -> tuple[dict[str, Any], Path] | None:
-    """Read the repository's settings file in ``path``, if any."""
+# -- files ---------------------------------------------------------------------------------------
+
+
+def user_config_file(env: Mapping[str, str] | None = None) -> Path:
+    """The user's own configuration file: ``WHOLEREPO_CONFIG``, else the platform's config dir."""
+    environ = os.environ if env is None else env
+    named = environ.get("WHOLEREPO_CONFIG")
+    if named:
+        return Path(named).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_config_dir("wholerepo", appauthor=False)) / "config.toml"
+
+
+def _read_toml(file: Path) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = tomllib.loads(file.read_text(encoding="utf-8"))
+        return data
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: invalid TOML: {' '.join(str(exc).split())}") from exc
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read: {exc.strerror or exc}") from exc
+
+
+def _user_layer(file: Path) -> dict[str, Any]:
+    """The user file's keys (top level, or a [tool.wholerepo] table); errors are errors: it is yours."""
+    if not file.is_file():
+        return {}
+    data = _read_toml(file)
+    table = data.get("tool", {}).get("wholerepo", data) if isinstance(data.get("tool"), dict) else data
+    if not isinstance(table, dict):
+        raise ConfigError(f"{file}: [tool.wholerepo] must be a table")
+    return table
+
+
+def _repository_file(directory: Path, warnings: list[str]) -> tuple[dict[str, Any], Path] | None:
+    """The repository's settings file in ``directory``, if any. Never raises: a pull request
+    must not be able to stop a review with a broken file."""
     for name in (".wholerepo.toml", "pyproject.toml"):
-        file = path / name
-        if not file.is_file():
+        file = directory / name
+        try:
+            info = file.lstat()
+        except OSError:
+            continue
+        if stat.S_ISLNK(info.st_mode):
+            # A link could point anywhere on the reviewer's machine: never followed.
+            warnings.append(f"{file}: a symbolic link, not read")
+            continue
+        if not stat.S_ISREG(info.st_mode):
             continue
         try:
-            data = tomllib.loads(file.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{file}: invalid TOML: {exc}") from exc
-        except OSError as exc:
-            raise ConfigError(f"{file}: cannot read: {exc.strerror}") from exc
-        table = data.get("tool", {}).get("wholerepo")
+            data = _read_toml(file)
+        except ConfigError as exc:
+            warnings.append(f"{exc.message}; the file is ignored")
+            continue
+        tool = data.get("tool")
+        table = tool.get("wholerepo") if isinstance(tool, dict) else None
         if name == ".wholerepo.toml" and table is None:
             table = data
         if table is None:
             continue
         if not isinstance(table, dict):
-            raise ConfigError(f"{file}: [tool.wholerepo] must be a table")
+            warnings.append(f"{file}: [tool.wholerepo] must be a table; ignored")
+            continue
         return table, file
     return None
+
+
+# -- layering ------------------------------------------------------------------------------------
 
 
 def load_settings(
@@ -193,39 +308,107 @@ def load_settings(
     *,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
-    trust_repository: bool = True,
+    user_file: Path | Literal["default"] | None = "default",
+    repository: Trust | None = None,
 ) -> Settings:
-    """Merge the layers into one Settings; later directories override earlier ones."""
+    """Merge the layers into one Settings.
+
+    ``directories``: where the repository's files may be (its root, then the packed directory;
+    a later one overrides an earlier one). ``repository``: how far to trust them; by default
+    ``"limited"`` (the allow-list), ``"full"`` when trust_repo_config is set in a trusted layer.
+    """
+    environ = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    warnings: list[str] = []
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
-    seen: set[Path] = set()
-    for directory in directories:
-        found = _file_layer(directory)
-        if found is None or found[1] in seen:
-            continue
-        table, file = found
-        seen.add(file)
-        for raw, value in table.items():
+    prompt_base: Path | None = None
+
+    # Trusted layers, read first: they decide how far the repository is trusted.
+    file = user_config_file(environ) if user_file == "default" else user_file
+    user_values: dict[str, Any] = {}
+    if file is not None:
+        for raw, value in _user_layer(file).items():
             key = _key(raw)
             if key not in FIELDS:
                 raise ConfigError(f"{file}: unknown key {raw!r}", f"known keys: {', '.join(sorted(FIELDS))}")
-            if key in TRUSTED_ONLY and not trust_repository:
-                raise ConfigError(f"{file}: {raw} cannot be set by the repository under review")
-            values[key] = _check_value(key, _coerce(key, value, str(file), from_text=False), str(file))
-            sources[key] = f"file:{file}"
-    environ = os.environ if env is None else env
+            user_values[key] = _check_value(key, _coerce(key, value, str(file), from_text=False), str(file))
+    env_values: dict[str, Any] = {}
     for var, text in sorted(environ.items()):
-        if not var.startswith("WHOLEREPO_") or var in ("WHOLEREPO_CACHE_DIR",):
+        if not var.startswith("WHOLEREPO_") or var in OTHER_VARIABLES:
             continue
         key = var[len("WHOLEREPO_") :].lower()
         if key not in FIELDS or key == "prices":
-            raise ConfigError(f"environment: unknown variable {var}")
-        where = f"environment {var}"
-        values[key] = _check_value(key, _coerce(key, text, where, from_text=True), where)
-        sources[key] = f"env:{var}"
-    for key, value in (flags or {}).items():
-        if value is None:
+            warnings.append(f"unknown environment variable {var} ignored")
             continue
-        values[key] = _coerce(key, value, "command line", from_text=False)
+        where = f"environment {var}"
+        env_values[key] = _check_value(key, _coerce(key, text, where, from_text=True), where)
+    flag_values = {k: _coerce(k, v, "command line", from_text=False) for k, v in flags.items()}
+
+    if repository is None:
+        trusted = {**user_values, **env_values, **flag_values}
+        repository = "full" if trusted.get("trust_repo_config") else "limited"
+
+    for key, value in user_values.items():
+        values[key] = value
+        sources[key] = f"user:{file}"
+    if "prompt" in user_values and file is not None:
+        prompt_base = file.parent
+
+    if repository != "none":
+        seen: set[Path] = set()
+        for directory in directories:
+            found = _repository_file(directory, warnings)
+            if found is None or found[1] in seen:
+                continue
+            table, repo_file = found
+            seen.add(repo_file)
+            for raw, value in table.items():
+                key = _key(raw)
+                accepted = _repository_value(key, raw, value, repo_file, repository, warnings)
+                if accepted is _IGNORED:
+                    continue
+                values[key] = accepted
+                sources[key] = f"repo:{repo_file}"
+                if key == "prompt":
+                    prompt_base = repo_file.parent
+
+    for key, value in env_values.items():
+        values[key] = value
+        sources[key] = f"env:WHOLEREPO_{key.upper()}"
+        if key == "prompt":
+            prompt_base = None
+    for key, value in flag_values.items():
+        values[key] = value
         sources[key] = "flag"
-    return Settings(**values, sources=sources)
+        if key == "prompt":
+            prompt_base = None
+    return Settings(**values, sources=sources, prompt_base=prompt_base, warnings=tuple(warnings))
+
+
+_IGNORED = object()
+
+
+def _repository_value(key: str, raw: str, value: Any, file: Path, trust: Trust, warnings: list[str]) -> Any:
+    """One key of a repository file, checked; ``_IGNORED`` (with a warning) when not accepted."""
+    if key not in FIELDS:
+        warnings.append(f"{file}: unknown key {raw!r} ignored")
+        return _IGNORED
+    if trust != "full" and key not in REPOSITORY_KEYS:
+        warnings.append(
+            f"{file}: {raw} ignored: the repository under review cannot set it"
+            " (pass --trust-repo-config for your own repositories)"
+        )
+        return _IGNORED
+    try:
+        checked = _check_value(key, _coerce(key, value, str(file), from_text=False), str(file))
+    except ConfigError as exc:
+        warnings.append(f"{exc.message}; ignored")
+        return _IGNORED
+    if key == "prompt" and trust != "full" and checked not in BUILTIN_PROMPTS:
+        warnings.append(
+            f"{file}: prompt {checked!r} ignored: the repository under review can only choose a"
+            f" built-in prompt ({', '.join(BUILTIN_PROMPTS)}); use `instructions` for plain-text guidance"
+        )
+        return _IGNORED
+    return checked

@@ -14,6 +14,7 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from .discover import Candidate
+from .errors import UsageError
 
 if TYPE_CHECKING:
     import pathspec
@@ -35,7 +36,7 @@ class Reason(str, Enum):
     SECRET = "secret"
     MISSING = "deleted"
     UNREADABLE = "unreadable"
-    EMPTY = "empty"
+    OWN_OUTPUT = "wholerepo-output"
     OVER_BUDGET = "over-budget"
 
     def __str__(self) -> str:
@@ -111,6 +112,66 @@ _NON_CONTROL = bytes(b for b in range(256) if b not in _CONTROL_BYTES)
 
 IGNORE_FILE = ".wholerepoignore"
 
+# Directories that hold other people's code, installed rather than written here: skipped with
+# reason "vendored" when git does not ignore them. Virtual environments are recognised by their
+# pyvenv.cfg, Go and Composer vendor trees by the file their tool writes there.
+VENDORED_DIRS = frozenset(
+    {"node_modules", "bower_components", "jspm_packages", "site-packages", "dist-packages", "__pypackages__"}
+)
+_VENDOR_MARKERS = {
+    "pyvenv.cfg": None,
+    "modules.txt": "vendor",
+    "autoload.php": "vendor",
+    "Manifest.lock": "Pods",
+}
+# Files wholerepo wrote: packs, manifests and reports of earlier runs are never packed again.
+OWN_OUTPUT_NAMES = frozenset({"review.raw.txt"})
+_OWN_OUTPUT_MARKERS = (
+    b"chosen and ordered by wholerepo",  # every pack style's introduction
+    b'"generator": "wholerepo"',  # manifests, JSON reports, dry-run JSON
+    b'"id": "wholerepo/',  # SARIF reports (automationDetails)
+)
+
+
+def vendored_roots(paths: Iterable[str]) -> frozenset[str]:
+    """Directories ("a/b/") that hold a vendored tree, judged by the marker files listed in them."""
+    roots = set()
+    for path in paths:
+        directory, _, name = path.rpartition("/")
+        if name not in _VENDOR_MARKERS or not directory:
+            continue
+        expected = _VENDOR_MARKERS[name]
+        if expected is None or directory.rsplit("/", 1)[-1] == expected:
+            roots.add(directory + "/")
+    return frozenset(roots)
+
+
+def is_own_output(data: bytes) -> bool:
+    """Whether bytes are a pack, manifest or report that wholerepo wrote."""
+    head = data[:1024]
+    if head.startswith(b"# wholerepo review\n"):
+        return True
+    if any(marker in head for marker in _OWN_OUTPUT_MARKERS):
+        return True
+    # Manifests written before they carried "generator".
+    return head.lstrip().startswith(b'{\n  "tokenizer": ') and b'"prompt_tokens": ' in head[:300]
+
+
+def unmatched_patterns(patterns: Iterable[str], paths: list[str]) -> list[str]:
+    """The gitignore-syntax ``patterns`` that match none of ``paths``."""
+    import pathspec
+
+    unmatched = []
+    for pattern in patterns:
+        try:
+            spec = pathspec.GitIgnoreSpec.from_lines([pattern])
+        except ValueError:
+            unmatched.append(pattern)
+            continue
+        if not any(spec.match_file(p) for p in paths):
+            unmatched.append(pattern)
+    return unmatched
+
 
 @dataclass(frozen=True, slots=True)
 class Rules:
@@ -125,6 +186,8 @@ class Rules:
     # decides after a shallower one.
     ignores: Mapping[str, pathspec.GitIgnoreSpec] = field(default_factory=dict)
     root_prefix: str = ""  # the packed directory relative to the repository root ("" or "pkg/")
+    vendored: frozenset[str] = frozenset()  # directories ("a/b/") holding vendored trees
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def build(
@@ -137,15 +200,45 @@ class Rules:
         *,
         ignore_files: Mapping[str, Iterable[str]] | None = None,
         root_prefix: str = "",
+        vendored: frozenset[str] = frozenset(),
     ) -> Rules:
-        """``ignore_lines``: the packed directory's file; ``ignore_files``: any others, by directory."""
+        """``ignore_lines``: the packed directory's file; ``ignore_files``: any others, by directory.
+
+        A bad pattern in a -i/-e flag is a usage error; in an ignore file (which a pull request
+        can change) it is skipped with a warning, so no commit can break every review.
+        """
         files = dict(ignore_files or {})
         if ignore_lines is not None:
             files[root_prefix] = ignore_lines
-        specs = {base: spec for base, lines in files.items() if (spec := _spec(_pattern_lines(lines)))}
+        warnings: list[str] = []
+        specs = {}
+        for base, lines in files.items():
+            spec = _lenient_spec(_pattern_lines(lines), f"{base}{IGNORE_FILE}", warnings)
+            if spec is not None:
+                specs[base] = spec
         return cls(
-            _spec(list(include)), _spec(list(exclude)), max_file_size, skip_secret_files, specs, root_prefix
+            _strict_spec(list(include), "--include"),
+            _strict_spec(list(exclude), "--exclude"),
+            max_file_size,
+            skip_secret_files,
+            specs,
+            root_prefix,
+            vendored,
+            tuple(warnings),
         )
+
+    def is_vendored(self, path: str) -> bool:
+        parts = path.split("/")[:-1]
+        if not parts:
+            return False
+        if VENDORED_DIRS.intersection(parts):
+            return True
+        directory = ""
+        for part in parts:
+            directory += part + "/"
+            if directory in self.vendored:
+                return True
+        return False
 
     def ignored(self, path: str) -> bool:
         """Whether the .wholerepoignore files leave ``path`` out; the nearer file decides last."""
@@ -176,6 +269,32 @@ def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(lines)
 
 
+def _strict_spec(lines: list[str], where: str) -> pathspec.GitIgnoreSpec | None:
+    try:
+        return _spec(lines)
+    except ValueError:
+        for line in lines:
+            try:
+                _spec([line])
+            except ValueError as exc:
+                raise UsageError(f"{where} {line!r} is not a valid pattern: {exc}") from None
+        raise
+
+
+def _lenient_spec(lines: list[str], where: str, warnings: list[str]) -> pathspec.GitIgnoreSpec | None:
+    try:
+        return _spec(lines)
+    except ValueError:
+        good = []
+        for line in lines:
+            try:
+                _spec([line])
+                good.append(line)
+            except ValueError:
+                warnings.append(f"{where}: pattern {line!r} is not valid and was skipped")
+        return _spec(good)
+
+
 def by_path(candidate: Candidate, rules: Rules) -> Reason | None:
     """Decide what can be decided from the path and git's view alone."""
     if candidate.kind == "symlink":
@@ -194,7 +313,9 @@ def by_path(candidate: Candidate, rules: Rules) -> Reason | None:
     name = path.rsplit("/", 1)[-1]
     if rules.skip_secret_files and is_secret_file(name):
         return Reason.SECRET
-    if "linguist-vendored" in candidate.attributes:
+    if name in OWN_OUTPUT_NAMES:
+        return Reason.OWN_OUTPUT
+    if "linguist-vendored" in candidate.attributes or rules.is_vendored(path):
         return Reason.VENDORED
     if "linguist-generated" in candidate.attributes:
         return Reason.GENERATED
@@ -248,7 +369,9 @@ def decode(data: bytes) -> Decoded | Reason:
 
 
 def by_content(data: bytes, text: str) -> Reason | None:
-    """Skips that need the content: generated markers and minified code."""
+    """Skips that need the content: our own outputs, generated markers and minified code."""
+    if is_own_output(data):
+        return Reason.OWN_OUTPUT
     if _GENERATED_MARKER.search(data[:1024]):
         return Reason.GENERATED
     if len(text) > 4096:

@@ -22,7 +22,7 @@ from typing import Any
 from . import budget as budgeting
 from . import filters, styles
 from .cache import FileResult, TokenCache, default_cache_dir, text_key
-from .config import Settings, load_settings
+from .config import FIELDS, Settings, Trust, load_settings
 from .countworker import CountWorker, WorkerFailed, take_prestarted
 from .discover import Candidate, FileTooLarge, Listing, discover, read_bytes
 from .errors import BudgetError, UsageError
@@ -82,6 +82,8 @@ class Pack:
     style: str
     in_git: bool
     settings: Settings = field(repr=False)
+    prefix: str = ""  # the packed directory relative to the repository root ("" or "pkg/")
+    warnings: tuple[str, ...] = ()
 
     @functools.cached_property
     def text(self) -> str:
@@ -104,6 +106,7 @@ class Pack:
 
     def manifest(self) -> dict[str, Any]:
         return {
+            "generator": "wholerepo",  # also how a later pack recognises this file as ours
             "tokenizer": self.tokenizer,
             "budget": self.budget,
             "prompt_tokens": self.prompt_tokens,
@@ -193,11 +196,15 @@ def _rules(listing: Listing, settings: Settings) -> filters.Rules:
         settings.max_file_size,
         ignore_files=files,
         root_prefix=prefix,
+        vendored=filters.vendored_roots(c.path for c in listing.candidates),
     )
 
 
-def settings_for(path: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
-    """Settings for packing ``path``: its repository's file, the environment, then overrides."""
+def settings_for(
+    path: Path, overrides: Mapping[str, Any] | None = None, *, repository: Trust | None = None
+) -> Settings:
+    """Settings for packing ``path``: the user's file, its repository's file (trusted as far as
+    ``repository`` says; see config.py), the environment, then ``overrides`` (flags)."""
     directories = [path]
     try:
         import git
@@ -208,7 +215,7 @@ def settings_for(path: Path, overrides: Mapping[str, Any] | None = None) -> Sett
             directories.insert(0, Path(top))
     except Exception:  # not a repository, or git unusable: only the path's own file counts
         pass
-    return load_settings(directories, flags=overrides or {})
+    return load_settings(directories, flags=overrides or {}, repository=repository)
 
 
 def pack(
@@ -231,6 +238,12 @@ def pack(
     """
     if isinstance(tokenizer, str):  # the setting (a tokenizer's name), not a loaded Tokenizer
         options["tokenizer"], tokenizer = tokenizer, None
+    unknown = sorted(set(options) - FIELDS)
+    if unknown:
+        raise TypeError(
+            f"pack() got an unexpected keyword argument {unknown[0]!r}"
+            f" (settings are: {', '.join(sorted(FIELDS))})"
+        )
     root = Path(path)
     if not root.exists():
         raise UsageError(f"path does not exist: {root}")
@@ -248,6 +261,8 @@ def pack(
         where = "repository" if listing.in_git else "directory"
         raise UsageError(f"nothing to pack: the {where} at {root} lists no files")
     rules = _rules(listing, settings)
+    warnings = list(rules.warnings)
+    _check_include(listing, rules, settings, warnings)
     work = [_Work(c) for c in listing.candidates]
     text_bytes = sum(c.size for c in listing.candidates if c.size <= settings.max_file_size)
     render_key = _render_key(settings)
@@ -291,17 +306,38 @@ def pack(
         counter.close()
 
     files = tuple(_packed(w, chosen) for w in work)
+    prefix = ""
+    if listing.repo_root is not None and listing.repo_root != listing.root:
+        prefix = listing.root.relative_to(listing.repo_root).as_posix() + "/"
     return Pack(
         root=listing.root,
         files=files,
         parts=text,
         prompt_tokens=prompt_tokens,
         tokenizer=settings.tokenizer,
-        budget=settings.budget,
+        budget=settings.pack_budget,
         style=settings.style,
         in_git=listing.in_git,
         settings=settings,
+        prefix=prefix,
+        warnings=tuple(warnings),
     )
+
+
+def _check_include(listing: Listing, rules: filters.Rules, settings: Settings, warnings: list[str]) -> None:
+    """``-i`` that matches no file at all is a mistake worth stopping for; one of several that
+    matches nothing is worth a warning."""
+    if not settings.include:
+        return
+    files = [c.path for c in listing.candidates if c.kind == "file"]
+    unmatched = filters.unmatched_patterns(settings.include, files)
+    if len(unmatched) == len(settings.include):
+        shown = " ".join(f"-i {p!r}" for p in settings.include)
+        raise UsageError(
+            f"{shown}: no file in {listing.root} matches",
+            "patterns use gitignore syntax relative to PATH, e.g. '*.py', 'src/', 'src/**/*.ts'",
+        )
+    warnings.extend(f"--include {p!r} matches no file" for p in unmatched)
 
 
 _CHUNK = 64  # files read, rendered and handed to the counting threads at a time
@@ -598,7 +634,7 @@ def _fit(
     listing: Listing, work: list[_Work], kept: list[_Work], settings: Settings, counter: _Counter
 ) -> tuple[set[str], tuple[str, ...], int]:
     """Choose the files that fit and render the output; returns (chosen, text, exact tokens)."""
-    style, limit = settings.style, settings.budget
+    style, limit = settings.style, settings.pack_budget
     skipped = len(work) - len(kept)
     by_path = {w.candidate.path: w for w in kept}
     footer = styles.render_footer(style)
@@ -674,8 +710,13 @@ def _packed(w: _Work, chosen: set[str]) -> PackedFile:
 def summarize(pack: Pack, top: int = 5) -> dict[str, Any]:
     """Counts for the summary: by status and reason, largest files and directories by tokens."""
     reasons: dict[str, int] = {}
+    where: dict[str, dict[str, int]] = {}  # reason -> top directory -> files
     for f in pack.skipped:
         reasons[f.reason or "?"] = reasons.get(f.reason or "?", 0) + 1
+        if f.reason in ("vendored", "wholerepo-output"):
+            top_dir = _top_dir(f.path)
+            counts = where.setdefault(f.reason, {})
+            counts[top_dir] = counts.get(top_dir, 0) + 1
     included = pack.included
     dirs: dict[str, int] = {}
     for f in included:
@@ -691,4 +732,17 @@ def summarize(pack: Pack, top: int = 5) -> dict[str, Any]:
         "largest_dirs": sorted(dirs.items(), key=lambda x: (-x[1], x[0]))[:top],
         "redactions": sum(len(f.redactions) for f in pack.files),
         "redacted_files": sorted(f.path for f in pack.files if f.redactions),
+        "skipped_dirs": {
+            reason: [d for d, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+            for reason, counts in where.items()
+        },
     }
+
+
+def _top_dir(path: str) -> str:
+    """The directory that names a vendored tree: the path up to node_modules/, .venv/ and the like."""
+    parts = path.split("/")
+    for i, part in enumerate(parts[:2]):  # frontend/node_modules/, not .venv/lib/.../site-packages/
+        if part in filters.VENDORED_DIRS and i < len(parts) - 1:
+            return "/".join(parts[: i + 1]) + "/"
+    return path if len(parts) == 1 else parts[0] + "/"

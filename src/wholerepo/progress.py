@@ -1,9 +1,16 @@
-"""A rich progress bar on stderr, fed by the core's ``on_progress(stage, done, total)`` calls."""
+"""Progress on stderr: a rich bar with elapsed time on a terminal, plain event lines elsewhere.
+
+The core calls ``update(stage, done, total)`` as it goes and ``event(message)`` for things a
+user should hear about while waiting (a retry, a fallback, the model starting to answer). On a
+terminal the bar shows them above itself; in a pipe or CI log each event is one line and there
+is no bar.
+"""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+import sys
+import time
+from collections.abc import Callable
 
 _LABELS = {
     "discover": "listing files",
@@ -14,16 +21,49 @@ _LABELS = {
 }
 
 
-class TerminalProgress:
+class Reporter:
+    """What the CLI hands the core as ``on_progress`` and ``on_event``."""
+
+    def __init__(self, *, quiet: bool, terminal: bool, check: Callable[[], None] = lambda: None) -> None:
+        self._quiet = quiet
+        self._check = check  # raises KeyboardInterrupt if a Ctrl-C was swallowed meanwhile
+        self._bar: _Bar | None = _Bar() if terminal and not quiet else None
+        self._started = time.monotonic()
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        self._check()
+        if self._bar is not None:
+            self._bar.update(stage, done, total)
+
+    def event(self, message: str) -> None:
+        if self._quiet:
+            return
+        line = f"wholerepo: {message}"
+        if self._bar is not None:
+            self._bar.print(line)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+
+class _Bar:
     def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
         self._progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
+            TimeElapsedColumn(),
             console=Console(stderr=True),
             transient=True,
         )
-        self._tasks: dict[str, TaskID] = {}
+        self._tasks: dict[str, object] = {}
         self._progress.start()
 
     def update(self, stage: str, done: int, total: int) -> None:
@@ -31,7 +71,10 @@ class TerminalProgress:
         if task is None:
             task = self._progress.add_task(_LABELS.get(stage, stage), total=total)
             self._tasks[stage] = task
-        self._progress.update(task, completed=done, total=total)
+        self._progress.update(task, completed=done, total=total)  # type: ignore[arg-type]
+
+    def print(self, line: str) -> None:
+        self._progress.console.print(line, markup=False, highlight=False)
 
     def stop(self) -> None:
         self._progress.stop()

@@ -8,8 +8,12 @@ Layout (byte-stable, so DeepSeek's context cache serves the repository from the 
              instructions                                    <- prompts/<name>.j2 rendered
 
 Instructions are Jinja2 templates in prompts/ (``review``, ``security``, ``architecture``) or a
-user's own file. Templates get: ``schema`` and ``example`` (JSON text), ``severities``,
-``categories``, ``diff`` (bool: a diff is present), ``base_ref`` and ``files`` (packed file count).
+user's own file (``--prompt FILE``), every one rendered in Jinja2's immutable sandbox: a template
+can format text, never reach Python objects, run code or read files outside its own directory.
+Templates get: ``schema`` and ``example`` (JSON text), ``severities``, ``categories``, ``diff``
+(bool: a diff is present), ``base_ref`` (the --base REF, or "") and ``instructions`` (extra
+plain-text guidance from the configuration, or ""). Plain-text ``instructions`` are appended
+after the template's text when the template does not place them itself.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.exceptions
+import jinja2.sandbox
 
+from .config import BUILTIN_PROMPTS
 from .errors import UsageError
 
-BUILTIN = ("review", "security", "architecture")
+BUILTIN = BUILTIN_PROMPTS
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 CATEGORIES = ("bug", "security", "performance", "maintainability", "style", "docs", "test")
 
@@ -59,7 +66,9 @@ def prompts_dir() -> Path:
 
 
 def _environment(*dirs: Path) -> jinja2.Environment:
-    return jinja2.Environment(
+    # Sandboxed even for the built-in templates: one way to render, and a user's template (or a
+    # repository's, with --trust-repo-config) can never run code.
+    return jinja2.sandbox.ImmutableSandboxedEnvironment(
         loader=jinja2.FileSystemLoader([str(d) for d in dirs]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
@@ -77,10 +86,17 @@ def render_instructions(
     schema: Any,
     example: Any,
     base_ref: str | None = None,
-    files: int = 0,
+    instructions: str | None = None,
+    relative_to: Path | None = None,
 ) -> Instructions:
-    """Render ``prompt`` (a built-in name or a template file) into the text after the repository."""
+    """Render ``prompt`` (a built-in name or a template file) into the text after the repository.
+
+    ``instructions`` is plain text (never a template), added at the end unless the template
+    places ``{{ instructions }}`` itself. A relative template path is taken from ``relative_to``
+    (the directory of the trusted file that named it), else the current directory.
+    """
     builtin = prompts_dir()
+    extra = (instructions or "").strip()
     variables: dict[str, Any] = {
         "schema": _as_json(schema),
         "example": _as_json(example),
@@ -88,12 +104,14 @@ def render_instructions(
         "categories": CATEGORIES,
         "diff": base_ref is not None,
         "base_ref": base_ref or "",
-        "files": files,
+        "instructions": extra,
     }
     if prompt in BUILTIN:
         env, name, label = _environment(builtin), f"{prompt}.j2", prompt
     else:
-        path = Path(prompt)
+        path = Path(prompt).expanduser()
+        if relative_to is not None and not path.is_absolute():
+            path = relative_to / path
         if not path.is_file():
             raise UsageError(
                 f"--prompt {prompt!r} is neither a built-in prompt nor a file",
@@ -102,11 +120,17 @@ def render_instructions(
         env, name, label = _environment(path.parent, builtin), path.name, str(path)
     try:
         text = env.get_template(name).render(**variables)
+    except jinja2.exceptions.SecurityError as exc:
+        raise UsageError(f"prompt template {label}: refused by the sandbox: {exc}") from exc
     except jinja2.TemplateError as exc:
         raise UsageError(f"prompt template {label}: {exc.message or type(exc).__name__}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"prompt template {label}: cannot read it: {exc}") from exc
     if prompt not in BUILTIN and variables["schema"] not in text:
         # A user's template that forgets the reply format would get unparseable replies.
         text = text.rstrip("\n") + "\n\n" + env.get_template("_reply.j2").render(**variables)
+    if extra and extra not in text:
+        text = text.rstrip("\n") + "\n\nAdditional instructions from the configuration:\n" + extra
     return Instructions(label, text.strip("\n") + "\n")
 
 

@@ -3,44 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..findings import SEVERITIES, Finding, Unverified, finding_sort_key, severity_rank
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token usage as the endpoint reported it (any figure may be missing)."""
-
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cache_hit_tokens: int | None = None
-    cache_miss_tokens: int | None = None
-    reasoning_tokens: int | None = None
-
-
-@dataclass(frozen=True)
-class ReviewResult:
-    """Everything a report shows about one review."""
-
-    summary: str
-    verified: tuple[Finding, ...]
-    unverified: tuple[Unverified, ...]
-    model: str
-    endpoint: str
-    tokenizer: str
-    prompt_tokens: int
-    tool_version: str
-    endpoint_prompt_tokens: int | None = None
-    usage: Usage | None = None
-    cost_usd: float | None = None
-    partial: bool = False
-    partial_reason: str | None = None
-    base_ref: str | None = None
-    files_reviewed: int = 0
-    prompt_name: str = "review"
-    warnings: tuple[str, ...] = ()
-
+from ..result import NotSent, ReviewResult, Usage
 
 FORMAT_FILENAMES = {"markdown": "review.md", "sarif": "review.sarif", "json": "review.json"}
 FORMATS = tuple(FORMAT_FILENAMES)
@@ -93,6 +58,7 @@ def severity_counts(findings: tuple[Finding, ...]) -> dict[str, int]:
 __all__ = [
     "FORMATS",
     "FORMAT_FILENAMES",
+    "NotSent",
     "ReviewResult",
     "Usage",
     "render",
