@@ -293,7 +293,7 @@ def print_summary(pack: Any) -> None:
         dirs = s["skipped_dirs"].get(reason)
         if dirs:
             count = s["reasons"][reason]
-            _echo_err(f"  skipped {_fmt(count)} files of {label}: " + ", ".join(dirs))
+            _echo_err(f"  skipped {_plural(count, 'file')} of {label}: " + ", ".join(dirs))
     if s["redactions"]:
         files = s["redacted_files"]
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
@@ -813,7 +813,6 @@ def models_command(ctx: click.Context, /, **params: Any) -> None:
             for m in sorted(models, key=lambda m: m.id)
         ]
         write_stdout("".join(f"{line}\n" for line in lines))
-
 
 
 __all__ = ["FAIL_ON", "FORMATS", "THINKING", "flag_overrides", "functools", "main", "pack_options"]

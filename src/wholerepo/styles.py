@@ -70,7 +70,8 @@ def _line_note(header: Header) -> str:
 
 def _intro(header: Header, files: int) -> str:
     parts = [
-        f"This is a packed copy of a repository: {files} files, chosen and ordered by wholerepo.",
+        f"This is a packed copy of a repository: {files} file{'' if files == 1 else 's'},"
+        " chosen and ordered by wholerepo.",
         _line_note(header),
         *header.notes,
     ]

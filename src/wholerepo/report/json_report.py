@@ -24,6 +24,7 @@ def render_json(result: ReviewResult) -> str:
 
 def json_report(result: ReviewResult) -> dict[str, Any]:
     return {
+        "generator": "wholerepo",
         "schema_version": SCHEMA_VERSION,
         "tool": {"name": "wholerepo", "version": clean_text(result.tool_version, 100)},
         "summary": clean_text(result.summary, 50_000),
@@ -43,6 +44,8 @@ def json_report(result: ReviewResult) -> dict[str, Any]:
         "files_reviewed": result.files_reviewed,
         "prompt_name": one_line(result.prompt_name, 200),
         "warnings": [one_line(w, 1000) for w in result.warnings],
+        # Every file the repository lists that the model did not see, and why.
+        "not_sent": [{"path": n.path, "reason": n.reason} for n in result.not_sent],
     }
 
 

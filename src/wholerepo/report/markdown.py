@@ -95,7 +95,29 @@ def _context(result: ReviewResult) -> dict[str, Any]:
         "unverified": [_unverified_view(u) for u in sorted_unverified(result.unverified)],
         "warnings": [markdown_inline(w, 1000) for w in result.warnings],
         "base_ref": code_span(result.base_ref, 200) if result.base_ref else "",
+        "not_sent": _not_sent_view(result),
         "footer": _footer(result),
+    }
+
+
+NOT_SENT_SHOWN = 20
+
+
+def _not_sent_view(result: ReviewResult) -> dict[str, Any] | None:
+    """What the model did not see: counts by reason, and the files that did not fit by name."""
+    if not result.not_sent:
+        return None
+    reasons: dict[str, int] = {}
+    for n in result.not_sent:
+        reasons[n.reason] = reasons.get(n.reason, 0) + 1
+    dropped = [n.path for n in result.not_sent if n.reason == "over-budget"]
+    return {
+        "total": len(result.not_sent),
+        "reasons": ", ".join(
+            f"{reason} {n}" for reason, n in sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))
+        ),
+        "dropped": [code_span(p, 400) for p in dropped[:NOT_SENT_SHOWN]],
+        "more": max(0, len(dropped) - NOT_SENT_SHOWN),
     }
 
 
