@@ -131,7 +131,7 @@ def by_process(python: Path, args: list[str], env: dict[str, str]) -> tuple[floa
 def helper_alone(python: Path, env: dict[str, str]) -> float:
     """Peak RSS (MiB) of the token-counting helper counting one short text."""
     proc = subprocess.Popen(
-        [str(python), "-m", "wholerepo.countworker", "deepseek-v4"],
+        [str(python), "-m", "wholerepo.tokens.countworker", "deepseek-v4"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         env=env,

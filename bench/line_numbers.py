@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wholerepo import pack
-from wholerepo.styles import Entry, number_lines, render_section
+from wholerepo.packer.render import Entry, number_lines, render_section
 from wholerepo.tokens import get_tokenizer
 
 Formatter = Callable[[list[str]], list[str]]

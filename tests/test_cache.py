@@ -14,7 +14,7 @@ import pytest
 import wholerepo
 from conftest import MakeRepo
 from test_redact import SEEDS, source_for
-from wholerepo.cache import TokenCache, text_key
+from wholerepo.packer.cache import TokenCache, text_key
 from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer
 
 
@@ -302,7 +302,7 @@ def test_no_redact_stores_no_section(make_repo: MakeRepo, isolated_env: Path) ->
 def test_cache_stops_growing_at_its_cap(
     make_repo: MakeRepo, isolated_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from wholerepo import cache
+    from wholerepo.packer import cache
 
     monkeypatch.setattr(cache, "MAX_BYTES", 200_000)
     root = make_repo({f"f{i:02d}.py": f"# file {i}\n" + f"value_{i} = 'x'\n" * 2000 for i in range(20)})

@@ -11,8 +11,8 @@ from click.testing import CliRunner, Result
 import wholerepo
 from conftest import MakeRepo
 from wholerepo.cli import main
-from wholerepo.config import DEFAULT_BUDGET, Settings, load_settings
 from wholerepo.errors import ConfigError
+from wholerepo.settings import DEFAULT_BUDGET, Settings, load_settings
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> Result:

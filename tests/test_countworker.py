@@ -14,8 +14,8 @@ import pytest
 import wholerepo
 from conftest import MakeRepo
 from wholerepo import packer, tokens
-from wholerepo.countworker import CountWorker, WorkerFailed
 from wholerepo.tokens import DEEPSEEK_V4, get_tokenizer
+from wholerepo.tokens.countworker import CountWorker, WorkerFailed
 
 TEXTS = [
     "def f(x):\n    return x + 1\n",
@@ -132,7 +132,7 @@ def _helpers_of(pid: int) -> list[int]:
             ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if b"wholerepo.countworker" in cmdline and ppid == pid:
+        if b"wholerepo.tokens.countworker" in cmdline and ppid == pid:
             found.append(int(proc.name))
     return found
 
@@ -167,7 +167,7 @@ def test_ctrl_c_during_a_cold_pack_stops_the_helper(make_repo: MakeRepo) -> None
 
 
 def test_a_prestarted_helper_is_taken_once_or_stopped() -> None:
-    from wholerepo import countworker
+    from wholerepo.tokens import countworker
 
     countworker.prestart(DEEPSEEK_V4)
     worker = countworker.take_prestarted(DEEPSEEK_V4)

@@ -10,7 +10,7 @@ import pytest
 
 import wholerepo
 from conftest import MakeRepo, git, write_files
-from wholerepo.discover import discover
+from wholerepo.git.listing import discover
 
 
 def oracle(cwd: Path, *extra: str) -> list[str]:

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 from conftest import MakeRepo
-from wholerepo.config import load_settings
+from wholerepo.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 

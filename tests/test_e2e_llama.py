@@ -31,7 +31,7 @@ from conftest import MakeRepo
 from wholerepo.cli import main
 from wholerepo.llm import ChatRequest, Endpoint, Reply
 from wholerepo.llm.openai_compat import OpenAICompatible
-from wholerepo.review import run_blocking
+from wholerepo.reviewer import run_blocking
 
 pytestmark = pytest.mark.e2e
 

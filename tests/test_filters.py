@@ -10,8 +10,8 @@ import pytest
 
 import wholerepo
 from conftest import MakeRepo, git
-from wholerepo import filters
-from wholerepo.discover import Candidate
+from wholerepo.git.listing import Candidate
+from wholerepo.packer import select as filters
 
 
 def reasons(result: wholerepo.Pack) -> dict[str, str | None]:

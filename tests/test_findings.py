@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wholerepo.errors import BlankReplyError, EndpointError, ReplyParseError
-from wholerepo.findings import (
+from wholerepo.reviewer.findings import (
     CATEGORIES,
     FINDING_KEYS,
     SEVERITIES,

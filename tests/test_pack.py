@@ -10,8 +10,8 @@ from tokenizers import Tokenizer as HFTokenizer
 
 import wholerepo
 from conftest import MakeRepo, git
-from wholerepo.budget import rank_class
 from wholerepo.errors import BudgetError
+from wholerepo.packer.fit import rank_class
 from wholerepo.tokens import get_tokenizer
 
 STYLES = ("xml", "markdown", "plain", "json")

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wholerepo.findings import CATEGORIES, SEVERITIES, Finding, Unverified, verify
 from wholerepo.report import FORMAT_FILENAMES, ReviewResult, Usage, render
+from wholerepo.reviewer.findings import CATEGORIES, SEVERITIES, Finding, Unverified, verify
 from wholerepo.sanitize import MARKER_PREFIX
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))

@@ -10,13 +10,13 @@ import pytest
 from conftest import MakeRepo, git
 from fake_openai import Chat, FakeOpenAI, usage
 from wholerepo.errors import ConfigError, UsageError
-from wholerepo.findings import example_reply, response_schema
-from wholerepo.gitdiff import changed_lines, diff_against
+from wholerepo.git.diff import changed_lines, diff_against
 from wholerepo.llm import Endpoint, pricing
 from wholerepo.llm.openai_compat import OpenAICompatible
 from wholerepo.packer import settings_for
-from wholerepo.prompts import BUILTIN, REPOSITORY_HEAD, SYSTEM, render_instructions
-from wholerepo.review import PromptTooLargeError, Window, dry_run_report, exit_code, plan, review_blocking
+from wholerepo.reviewer import PromptTooLargeError, Window, dry_run_report, exit_code, plan, review_blocking
+from wholerepo.reviewer.findings import example_reply, response_schema
+from wholerepo.reviewer.prompts import BUILTIN, REPOSITORY_HEAD, SYSTEM, render_instructions
 from wholerepo.tokens import get_tokenizer
 
 APP = "def add(a, b):\n    return a - b\n\n\ndef main():\n    print(add(1, 2))\n"
@@ -235,7 +235,7 @@ def test_tokenizer_mismatch_warning(make_repo: MakeRepo) -> None:
 def test_drift_warning_threshold_and_advice(
     endpoint: int, ours: int, model: str, expected: str | None
 ) -> None:
-    from wholerepo.review import drift_warning
+    from wholerepo.reviewer import drift_warning
 
     warning = drift_warning(endpoint, ours, "deepseek-v4", model)
     if expected is None:

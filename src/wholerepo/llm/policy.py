@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..config import Settings
 from ..errors import UsageError
+from ..settings import Settings
 
 DEEPSEEK_KEY = "DEEPSEEK_API_KEY"
 OPENAI_KEY = "OPENAI_API_KEY"

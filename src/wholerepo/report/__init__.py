@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..findings import SEVERITIES, Finding, Unverified, finding_sort_key, severity_rank
-from ..result import NotSent, ReviewResult, Usage
+from ..reviewer.findings import SEVERITIES, Finding, Unverified, finding_sort_key, severity_rank
+from ..reviewer.result import NotSent, ReviewResult, Usage
 
 FORMAT_FILENAMES = {"markdown": "review.md", "sarif": "review.sarif", "json": "review.json"}
 FORMATS = tuple(FORMAT_FILENAMES)

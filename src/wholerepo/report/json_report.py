@@ -10,7 +10,7 @@ import math
 from dataclasses import asdict
 from typing import Any
 
-from ..findings import Finding, Unverified
+from ..reviewer.findings import Finding, Unverified
 from ..sanitize import clean_text, one_line, safe_url
 from . import ReviewResult, severity_counts, sorted_findings, sorted_unverified
 

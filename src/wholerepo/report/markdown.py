@@ -13,7 +13,7 @@ from typing import Any
 
 import jinja2
 
-from ..findings import SEVERITIES, Finding, Unverified
+from ..reviewer.findings import SEVERITIES, Finding, Unverified
 from ..sanitize import (
     backtick_fence,
     blockquote,

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from ..findings import FINGERPRINT_VERSION, SEVERITIES, Finding, severity_rank
+from ..reviewer.findings import FINGERPRINT_VERSION, SEVERITIES, Finding, severity_rank
 from ..sanitize import clean_text, one_line, safe_url
 from . import ReviewResult, sorted_findings
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING
 
-from .discover import Candidate
-from .errors import UsageError
+from ..errors import UsageError
+from ..git.listing import Candidate
 
 if TYPE_CHECKING:
     import pathspec

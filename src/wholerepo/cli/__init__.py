@@ -20,8 +20,8 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from .config import FAIL_ON, FAIL_ON_SCOPES, FORMATS, LINE_NUMBER_MODES, STYLES, THINKING, TOKENIZERS
-from .errors import WholerepoError
+from ..errors import WholerepoError
+from ..settings import FAIL_ON, FAIL_ON_SCOPES, FORMATS, LINE_NUMBER_MODES, STYLES, THINKING, TOKENIZERS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,8 +97,8 @@ def _errors(debug: bool) -> Iterator[None]:
             sys.unraisablehook = previous_hook
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
-        if "wholerepo.countworker" in sys.modules:  # a helper started for a pack that never ran
-            sys.modules["wholerepo.countworker"].stop_prestarted()
+        if "wholerepo.tokens.countworker" in sys.modules:  # a helper started for a pack that never ran
+            sys.modules["wholerepo.tokens.countworker"].stop_prestarted()
 
 
 def pack_options(func: F) -> F:
@@ -216,7 +216,7 @@ def flag_overrides(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]
             flags[name] = tuple(value) if isinstance(value, (list, tuple)) else value
     if params.get("no_line_numbers"):
         if flags.get("line_numbers", "none") != "none":
-            from .errors import UsageError
+            from ..errors import UsageError
 
             raise UsageError(
                 f"--line-numbers {flags['line_numbers']} and --no-line-numbers contradict each other"
@@ -237,7 +237,7 @@ def prestart_counting(params: dict[str, Any]) -> None:
     again with the real settings and stops a helper it does not need.
     """
     if not params.get("no_cache"):
-        from .cache import SCHEMA_VERSION, default_cache_dir
+        from ..packer.cache import SCHEMA_VERSION, default_cache_dir
 
         if (default_cache_dir() / f"cache-v{SCHEMA_VERSION}.sqlite").exists():
             return
@@ -245,7 +245,7 @@ def prestart_counting(params: dict[str, Any]) -> None:
     loaded = sys.modules.get("wholerepo.tokens")
     if loaded is not None and loaded.is_loaded(name):  # this process has it (an embedding caller)
         return
-    from .countworker import prestart
+    from ..tokens.countworker import prestart
 
     prestart(name)
 
@@ -270,7 +270,7 @@ def _fmt(n: int) -> str:
 
 
 def print_summary(pack: Any) -> None:
-    from .packer import summarize
+    from ..packer import summarize
 
     s = summarize(pack)
     total = len(pack.files)
@@ -378,8 +378,8 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
         _check_path(path)
         flags = flag_overrides(ctx, params)
         prestart_counting(params)
+        from ..packer import pack, settings_for
         from .output import ensure_parent, write_atomic, write_stdout
-        from .packer import pack, settings_for
 
         settings = settings_for(path, flags)
         print_warnings(settings.warnings)
@@ -410,7 +410,7 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
 
 
 def _check_path(path: Path) -> None:
-    from .errors import UsageError
+    from ..errors import UsageError
 
     if not path.exists():
         raise UsageError(f"path does not exist: {path}")
@@ -535,8 +535,8 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
         )
         flags = flag_overrides(ctx, params)
         prestart_counting(params)
+        from ..packer import settings_for
         from .output import ensure_parent
-        from .packer import settings_for
 
         settings = settings_for(path, flags)
         print_warnings(settings.warnings)
@@ -555,9 +555,9 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
 
 def _dry_run(path: Path, settings: Any, params: dict[str, Any]) -> None:
     """Everything a review would do short of sending the request, and what it would cost."""
-    from .llm.policy import Endpoint, find_api_key, is_deepseek
+    from ..llm.policy import Endpoint, find_api_key, is_deepseek
+    from ..reviewer import dry_run_report, dry_run_text, plan
     from .output import write_stdout
-    from .review import dry_run_report, dry_run_text, plan
 
     key, names = find_api_key(settings.base_url, settings.api_key_env)
     chat = None
@@ -565,7 +565,7 @@ def _dry_run(path: Path, settings: Any, params: dict[str, Any]) -> None:
     if key is None and (is_deepseek(settings.base_url) or settings.api_key_env):
         not_asked = f"no API key ({names[0]} is not set)"
     else:
-        from .llm.openai_compat import OpenAICompatible
+        from ..llm.openai_compat import OpenAICompatible
         from .output import register_secret
 
         register_secret(key)
@@ -607,12 +607,12 @@ def _review(
 ) -> None:
     from dataclasses import replace
 
-    from . import __version__
-    from .llm.openai_compat import OpenAICompatible
-    from .llm.policy import Endpoint
+    from .. import __version__
+    from ..llm.openai_compat import OpenAICompatible
+    from ..llm.policy import Endpoint
+    from ..report import render
+    from ..reviewer import failing, left_out, left_out_text, plan, review_blocking
     from .output import register_secret, write_atomic, write_stdout
-    from .report import render
-    from .review import failing, left_out, left_out_text, plan, review_blocking
 
     quiet = params["quiet"]
     endpoint = Endpoint.from_settings(settings)
@@ -684,9 +684,9 @@ def _review(
 
 def _probe(settings: Any, chat: Any, not_asked: str | None, raw_file: Path) -> Any:
     """Ask the endpoint about itself; a non-JSON answer is saved before the error is raised."""
-    from .llm.base import NotJSONError
+    from ..llm.base import NotJSONError
+    from ..reviewer import probe_blocking
     from .output import write_atomic
-    from .review import probe_blocking
 
     try:
         return probe_blocking(settings, chat, not_asked=not_asked)
@@ -707,8 +707,8 @@ def _review_targets(
     formats: tuple[str, ...], output: Path | None, output_dir: Path | None, dry_run: bool
 ) -> list[tuple[str, Path | None]]:
     """Which report goes where: (format, file or None for stdout)."""
-    from .errors import UsageError
-    from .report import FORMAT_FILENAMES
+    from ..errors import UsageError
+    from ..report import FORMAT_FILENAMES
 
     chosen = list(dict.fromkeys(formats))
     if output is not None and output_dir is not None:
@@ -738,7 +738,7 @@ def _raw_path(output: Path | None, output_dir: Path | None) -> Path:
 
 
 def _review_summary(result: Any, written: list[str]) -> None:
-    from .report import severity_counts
+    from ..report import severity_counts
 
     counts = ", ".join(f"{n} {s}" for s, n in severity_counts(result.verified).items() if n)
     line = f"wholerepo: {_plural(len(result.verified), 'verified finding')}"
@@ -792,12 +792,12 @@ def models_command(ctx: click.Context, /, **params: Any) -> None:
       wholerepo models --base-url http://127.0.0.1:8000/v1    a vLLM server: shows max_model_len
     """
     with _errors(params["debug"]):
-        from .llm.openai_compat import OpenAICompatible
-        from .llm.policy import Endpoint
+        from ..llm.openai_compat import OpenAICompatible
+        from ..llm.policy import Endpoint
+        from ..packer import settings_for
+        from ..reviewer import run_blocking
+        from ..sanitize import one_line
         from .output import register_secret, write_stdout
-        from .packer import settings_for
-        from .review import run_blocking
-        from .sanitize import one_line
 
         flags = flag_overrides(ctx, params)
         flags.setdefault("timeout", MODELS_TIMEOUT)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import git
 
-from .errors import UsageError
+from ..errors import UsageError
 
 if TYPE_CHECKING:
     import pathspec

@@ -27,8 +27,8 @@ import jinja2
 import jinja2.exceptions
 import jinja2.sandbox
 
-from .config import BUILTIN_PROMPTS
-from .errors import UsageError
+from ..errors import UsageError
+from ..settings import BUILTIN_PROMPTS
 
 BUILTIN = BUILTIN_PROMPTS
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -58,8 +58,8 @@ class Instructions:
 
 def prompts_dir() -> Path:
     """Where the built-in templates live: inside the installed package, or the source checkout."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "prompts", here.parent.parent / "prompts"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "prompts", package.parent.parent / "prompts"):
         if (candidate / "review.j2").is_file():
             return candidate
     raise UsageError("the built-in prompt templates are missing from this installation")

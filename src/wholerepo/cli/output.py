@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .errors import OutputError
+from ..errors import OutputError
 
 _SECRETS: list[str] = []
 
@@ -32,7 +32,7 @@ def forget_secrets() -> None:
 def scrub(text: str) -> str:
     if not _SECRETS:
         return text
-    from .llm.policy import scrub_key
+    from ..llm.policy import scrub_key
 
     for secret in _SECRETS:
         text = scrub_key(text, secret)

@@ -18,8 +18,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import BlankReplyError, ReplyParseError
-from .sanitize import clean_text, one_line
+from ..errors import BlankReplyError, ReplyParseError
+from ..sanitize import clean_text, one_line
 
 SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending
 CATEGORIES = ("bug", "security", "performance", "maintainability", "style", "docs", "test")

@@ -17,20 +17,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from .config import Settings
-from .errors import BudgetError, EndpointError, UsageError
-from .findings import (
-    Finding,
-    ParsedReply,
-    example_reply,
-    parse_reply,
-    response_schema,
-    severity_at_least,
-    verify,
-)
-from .gitdiff import Diff, diff_against
-from .llm import pricing
-from .llm.base import (
+from ..errors import BudgetError, EndpointError, UsageError
+from ..git.diff import Diff, diff_against
+from ..llm import pricing
+from ..llm.base import (
     DEFAULT_WINDOW,
     ChatModel,
     ChatRequest,
@@ -42,11 +32,21 @@ from .llm.base import (
     Transcript,
     Usage,
 )
-from .llm.policy import DEFAULT_MODEL, is_deepseek, public_url
-from .packer import Pack, pack
+from ..llm.policy import DEFAULT_MODEL, is_deepseek, public_url
+from ..packer import Pack, pack
+from ..settings import Settings
+from ..tokens import get_tokenizer
+from .findings import (
+    Finding,
+    ParsedReply,
+    example_reply,
+    parse_reply,
+    response_schema,
+    severity_at_least,
+    verify,
+)
 from .prompts import SYSTEM, Instructions, diff_block, render_instructions, repository_block, user_message
 from .result import NotSent, ReviewResult
-from .tokens import get_tokenizer
 
 Progress = Callable[[str, int, int], None]
 T = TypeVar("T")
@@ -256,7 +256,7 @@ def plan(
 def _redacted(name: str, text: str, settings: Settings) -> str:
     if not settings.redact:
         return text
-    from .redact import Redactor
+    from ..redact import Redactor
 
     return Redactor().redact(name, text)[0]
 
@@ -264,7 +264,7 @@ def _redacted(name: str, text: str, settings: Settings) -> str:
 def _redacted_diff(text: str, settings: Settings) -> str:
     if not settings.redact:
         return text
-    from .redact import Redactor
+    from ..redact import Redactor
 
     return Redactor().redact_diff(text)[0]
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..llm.base import Usage
 from .findings import Finding, Unverified
-from .llm.base import Usage
 
 __all__ = ["NotSent", "ReviewResult", "Usage"]
 

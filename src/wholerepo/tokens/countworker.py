@@ -43,7 +43,7 @@ class CountWorker:
     def __init__(self, tokenizer: str) -> None:
         self.tokenizer = tokenizer
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "wholerepo.countworker", tokenizer],
+            [sys.executable, "-m", "wholerepo.tokens.countworker", tokenizer],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -151,8 +151,8 @@ def _serve(name: str, stdin: IO[bytes], stdout: IO[bytes]) -> int:
         inbox.put(END)
 
     threading.Thread(target=read, daemon=True).start()
-    from .errors import WholerepoError
-    from .tokens import get_tokenizer
+    from ..errors import WholerepoError
+    from . import get_tokenizer
 
     try:
         count = get_tokenizer(name).count_sent

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..errors import TokenizerError
 from . import vocab
-from .errors import TokenizerError
 
 if TYPE_CHECKING:
     import tiktoken

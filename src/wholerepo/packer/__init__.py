@@ -19,14 +19,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import budget as budgeting
-from . import filters, styles
-from .cache import FileResult, TokenCache, default_cache_dir, text_key
-from .config import FIELDS, Settings, Trust, load_settings
-from .countworker import CountWorker, WorkerFailed, take_prestarted
-from .discover import Candidate, FileTooLarge, Listing, discover, read_bytes
-from .errors import BudgetError, UsageError
-from .tokens import (
+from ..errors import BudgetError, UsageError
+from ..git.listing import Candidate, FileTooLarge, Listing, discover, read_bytes
+from ..settings import FIELDS, Settings, Trust, load_settings
+from ..tokens import (
     Tokenizer,
     control_tokens,
     defang,
@@ -34,6 +30,11 @@ from .tokens import (
     is_loaded,
     may_hold_control_token,
 )
+from ..tokens.countworker import CountWorker, WorkerFailed, take_prestarted
+from . import fit as budgeting
+from . import render as styles
+from . import select as filters
+from .cache import FileResult, TokenCache, default_cache_dir, text_key
 
 Progress = Callable[[str, int, int], None]
 
@@ -345,9 +346,6 @@ _CHUNK = 64  # files read, rendered and handed to the counting threads at a time
 # its start-up (~0.35 s, on the other core) then hides behind this process's own work.
 _WORKER_MIN_BYTES = 1_000_000
 
-# The modules whose code decides what a file's section is: a change to any of them (a new
-# wholerepo, or a local edit) must not reuse sections rendered by the old code.
-_RENDERING_MODULES = ("packer.py", "filters.py", "redact.py", "styles.py", "tokens.py", "vocab.py")
 # Files that carry the versions of the libraries whose behaviour shapes a section: the secret
 # detectors (redaction) and the tokenizer engine (counts). Read, not imported.
 _LIBRARY_VERSION_FILES = (("detect_secrets", "__version__.py"), ("tiktoken", "__init__.py"))
@@ -366,15 +364,24 @@ def _library_versions() -> bytes:
     return b"\0".join(found)
 
 
-@functools.lru_cache(maxsize=4)
-def _code_digest(modules: tuple[str, ...] = _RENDERING_MODULES) -> str:
-    """A digest of wholerepo's ``modules`` (read, not imported) and of the library versions."""
+@functools.cache
+def _code_digest() -> str:
+    """A digest of every source file of wholerepo (read, not imported) and of the library versions.
+
+    Every file, not a hand-kept list: a section rendered by other code is never reused, whichever
+    module changed or moved.
+    """
     digest = hashlib.blake2b(_library_versions(), digest_size=16)
-    here = Path(__file__).parent
-    for name in modules:
+    package = Path(__file__).resolve().parent.parent
+    files = sorted(
+        p for p in package.rglob("*") if p.suffix in (".py", ".j2") and "__pycache__" not in p.parts
+    )
+    if not files:  # installed without sources (zipapp, frozen): never reuse across runs
+        digest.update(os.urandom(16))
+    for file in files:
         try:
-            digest.update(name.encode() + b"\0" + (here / name).read_bytes())
-        except OSError:  # installed without sources (zipapp, frozen): never reuse across runs
+            digest.update(file.relative_to(package).as_posix().encode() + b"\0" + file.read_bytes())
+        except OSError:
             digest.update(os.urandom(16))
     return digest.hexdigest()
 
@@ -457,7 +464,7 @@ def redaction_key(path: str, content: bytes) -> str:
     digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape") + b"\0" + content, digest_size=20)
     # Any change to the rules or to decoding invalidates what the cache knows about clean files;
     # the sources are read, not imported, so a warm run that needs no redaction compiles no rule.
-    return f"redact-{_code_digest(('redact.py', 'filters.py'))}:{digest.hexdigest()}"
+    return f"redact-{_code_digest()}:{digest.hexdigest()}"
 
 
 def _redact(kept: list[_Work], counter: _Counter) -> None:
@@ -470,7 +477,7 @@ def _redact(kept: list[_Work], counter: _Counter) -> None:
         if known.get(key) == 0:
             continue
         if redactor is None:
-            from .redact import Redactor
+            from ..redact import Redactor
 
             redactor = Redactor()
         w.text, w.redactions = redactor.redact(w.candidate.path, w.text or "")

@@ -1,0 +1,1 @@
+"""The one place git is run: listing the files git sees, and diffs."""
