@@ -11,8 +11,8 @@ __all__ = ["Pack", "PackedFile", "__version__", "pack"]
 
 
 def __getattr__(name: str) -> Any:
-    # The packer is imported on first use: the token-counting helper (countworker.py) starts
-    # without it, and `wholerepo --help` does not pay for it.
+    # The packer is imported on first use: `wholerepo --help` and a token-counting worker
+    # process do not pay for it.
     if name in ("Pack", "PackedFile", "pack"):
         from . import packer
 

@@ -97,8 +97,6 @@ def _errors(debug: bool) -> Iterator[None]:
             sys.unraisablehook = previous_hook
         if previous_term is not None:
             signal.signal(signal.SIGTERM, previous_term)
-        if "wholerepo.tokens.countworker" in sys.modules:  # a helper started for a pack that never ran
-            sys.modules["wholerepo.tokens.countworker"].stop_prestarted()
 
 
 def pack_options(func: F) -> F:
@@ -229,27 +227,6 @@ def flag_overrides(ctx: click.Context, params: dict[str, Any]) -> dict[str, Any]
     return flags
 
 
-def prestart_counting(params: dict[str, Any]) -> None:
-    """Start the token-counting helper now if the pack ahead will start cold.
-
-    The helper builds the tokenizer (~0.25 s) on another core while this process imports the
-    packer. "Cold" is judged cheaply here (no cache file yet, or --no-cache); the packer checks
-    again with the real settings and stops a helper it does not need.
-    """
-    if not params.get("no_cache"):
-        from ..packer.cache import SCHEMA_VERSION, default_cache_dir
-
-        if (default_cache_dir() / f"cache-v{SCHEMA_VERSION}.sqlite").exists():
-            return
-    name = params.get("tokenizer") or os.environ.get("WHOLEREPO_TOKENIZER") or "deepseek-v4"
-    loaded = sys.modules.get("wholerepo.tokens")
-    if loaded is not None and loaded.is_loaded(name):  # this process has it (an embedding caller)
-        return
-    from ..tokens.countworker import prestart
-
-    prestart(name)
-
-
 def reporter(quiet: bool) -> Any:
     """Progress and events on stderr: a bar on a terminal, one line per event in pipes and CI; and
     either way a Ctrl-C that a finalizer swallowed stops the work at the next step."""
@@ -377,7 +354,6 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
         path: Path = params["path"]
         _check_path(path)
         flags = flag_overrides(ctx, params)
-        prestart_counting(params)
         from ..packer import pack, settings_for
         from .output import ensure_parent, write_atomic, write_stdout
 
@@ -534,7 +510,6 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
             params["formats"], params["output"], params["output_dir"], params["dry_run"]
         )
         flags = flag_overrides(ctx, params)
-        prestart_counting(params)
         from ..packer import settings_for
         from .output import ensure_parent
 
@@ -819,24 +794,5 @@ __all__ = ["FAIL_ON", "FORMATS", "THINKING", "flag_overrides", "functools", "mai
 
 
 def run() -> None:
-    """The console script: ``main``, then an exit that skips the interpreter's teardown.
-
-    Finalising the interpreter frees every object one by one, after a cold pack the tokenizer's
-    tables too: about 0.1 s, a tenth of such a run. When a command returns, its files are written
-    and closed, so flushing the standard streams is all that is left to do.
-    """
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        if exc.code is None or isinstance(exc.code, int):
-            code = exc.code or 0
-        else:  # sys.exit("message"): Python prints it and exits 1
-            print(exc.code, file=sys.stderr)
-            code = 1
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):  # a reader that left (| head) or a closed stream
-            pass
-    os._exit(code)
+    """The console script."""
+    main()

@@ -1,8 +1,8 @@
 """The packer: discover -> filter -> (redact) -> count with cache -> fit the budget -> render.
 
 ``pack()`` is a straight sequence; each stage lives in its own module. Files go through it in
-chunks, so counting (on threads, or in the countworker helper) runs while later files are still
-read and rendered, and a file the cache knows skips straight to its stored section. The total
+chunks, so counting (the TokenCounter, on threads or in a worker process) runs while later files
+are still read and rendered, and a file the cache knows skips straight to its stored section. The total
 it reports is the exact token count of the text it returns: sections are framed so that their
 cached counts add up to the count of the whole (see styles.py).
 """
@@ -14,7 +14,6 @@ import hashlib
 import importlib.util
 import os
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,19 +21,12 @@ from typing import Any
 from ..errors import BudgetError, UsageError
 from ..git.listing import Candidate, FileTooLarge, Listing, discover, read_bytes
 from ..settings import FIELDS, Settings, Trust, load_settings
-from ..tokens import (
-    Tokenizer,
-    control_tokens,
-    defang,
-    get_tokenizer,
-    is_loaded,
-    may_hold_control_token,
-)
-from ..tokens.countworker import CountWorker, WorkerFailed, take_prestarted
+from ..tokens import Tokenizer, may_hold_control_token
+from ..tokens.counter import Batch, TokenCounter, text_key
 from . import fit as budgeting
 from . import render as styles
 from . import select as filters
-from .cache import FileResult, TokenCache, default_cache_dir, text_key
+from .cache import FileResult, TokenCache, default_cache_dir
 
 Progress = Callable[[str, int, int], None]
 
@@ -267,19 +259,27 @@ def pack(
     work = [_Work(c) for c in listing.candidates]
     text_bytes = sum(c.size for c in listing.candidates if c.size <= settings.max_file_size)
     render_key = _render_key(settings)
-    counter = _Counter(settings, tokenizer, progress, text_bytes)
+    cache = TokenCache(default_cache_dir() if settings.cache else None)
+    counter = TokenCounter.for_run(
+        settings.tokenizer,
+        store=cache if cache.enabled else None,
+        cold=cache.empty,
+        text_bytes=text_bytes,
+        tokenizer=tokenizer,
+    )
     # A warm run takes each unchanged file's section from the cache; callers that want the
     # file's text (the reviewer's verifier) get it decoded and redacted afresh.
     # Sections are stored only redacted: with --no-redact they would hold the secrets.
-    store = counter.caching and settings.redact
+    store = cache.enabled and settings.redact
     reuse = store and not keep_file_text
     computed: list[_Work] = []  # files decoded in this run (not taken from the cache)
+    batches: list[tuple[list[_Work], Batch]] = []  # sections being counted meanwhile
     try:
         for start in range(0, len(work), _CHUNK):
             chunk = work[start : start + _CHUNK]
             for w in chunk:
                 _read(listing.root, w, rules, render_key)
-            known = counter.known_files([w.key for w in chunk if w.key]) if reuse else {}
+            known = cache.get_files([w.key for w in chunk if w.key]) if reuse else {}
             fresh = []
             for w in chunk:
                 if w.key in known:
@@ -290,21 +290,25 @@ def pack(
                     if w.reason is None:
                         fresh.append(w)
             if settings.redact:
-                _redact(fresh, counter)
+                _redact(fresh, cache)
             for w in fresh:
                 _render(w, settings, counter)
                 if not keep_file_text:
                     w.text = None
-            counter.submit(fresh)
+            batches.append((fresh, counter.submit([w.section for w in fresh])))
             progress("read", min(start + _CHUNK, len(work)), len(work))
         # Stored while the last counts are still being made; a result is used only with its count.
         if store:
-            counter.remember_files({w.key: w.result(settings.tokenizer) for w in computed})
-        counter.finish()
+            cache.put_files({w.key: w.result(settings.tokenizer) for w in computed})
+        for done, (works, batch) in enumerate(batches, 1):
+            for w, n in zip(works, batch.result(), strict=True):
+                w.tokens = n
+            progress("count", done, len(batches))
         kept = [w for w in work if w.reason is None]
         chosen, text, prompt_tokens = _fit(listing, work, kept, settings, counter)
     finally:
         counter.close()
+        cache.close()
 
     files = tuple(_packed(w, chosen) for w in work)
     prefix = ""
@@ -341,10 +345,7 @@ def _check_include(listing: Listing, rules: filters.Rules, settings: Settings, w
     warnings.extend(f"--include {p!r} matches no file" for p in unmatched)
 
 
-_CHUNK = 64  # files read, rendered and handed to the counting threads at a time
-# A cold run with at least this many bytes of files counts in a helper process (countworker.py):
-# its start-up (~0.35 s, on the other core) then hides behind this process's own work.
-_WORKER_MIN_BYTES = 1_000_000
+_CHUNK = 64  # files read, rendered and handed to the counter at a time
 
 # Files that carry the versions of the libraries whose behaviour shapes a section: the secret
 # detectors (redaction) and the tokenizer engine (counts). Read, not imported.
@@ -440,7 +441,7 @@ def _decode(w: _Work) -> None:
     w.lines = _line_count(decoded.text)
 
 
-def _render(w: _Work, settings: Settings, counter: _Counter) -> None:
+def _render(w: _Work, settings: Settings, counter: TokenCounter) -> None:
     # What is sent is what is counted: control-token strings are broken in the output.
     w.text = counter.defang(w.text or "")
     entry = styles.Entry(
@@ -467,10 +468,10 @@ def redaction_key(path: str, content: bytes) -> str:
     return f"redact-{_code_digest()}:{digest.hexdigest()}"
 
 
-def _redact(kept: list[_Work], counter: _Counter) -> None:
+def _redact(kept: list[_Work], cache: TokenCache) -> None:
     """Redact secrets; files the cache knows to be clean (same path, same text) are not scanned."""
     keys = [redaction_key(w.candidate.path, w.content) for w in kept]
-    known = counter.cached(keys)
+    known = cache.get_many(keys)
     clean: dict[str, int] = {}
     redactor = None
     for w, key in zip(kept, keys, strict=True):
@@ -484,143 +485,7 @@ def _redact(kept: list[_Work], counter: _Counter) -> None:
         w.lines = _line_count(w.text)
         if not w.redactions:
             clean[key] = 0
-    counter.remember(clean)
-
-
-class _Counter:
-    """Counts texts exactly, through the cache, while the packer goes on reading and rendering.
-
-    A run that starts cold counts in a helper process (countworker.py), started at once, which
-    builds the tokenizer on another core while this process discovers, reads and renders.
-    Otherwise misses are counted here, on threads (tiktoken releases the GIL while it encodes),
-    with the tokenizer loaded at the first miss. Either way the counts are the same tokenizer's.
-    """
-
-    def __init__(
-        self, settings: Settings, tokenizer: Tokenizer | None, progress: Progress, text_bytes: int = 0
-    ) -> None:
-        self.name = settings.tokenizer
-        self._tokenizer = tokenizer
-        self._progress = progress
-        self._cache = TokenCache(default_cache_dir() if settings.cache else None)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pending: list[tuple[_Work, str, Future[int] | None]] = []
-        # The helper pays off when much text is to be counted and the tokenizer is not loaded yet;
-        # one the CLI started before its imports is used whatever the size (it is running).
-        cold = tokenizer is None and self._cache.empty and not is_loaded(self.name)
-        self._worker = take_prestarted(self.name)
-        if self._worker is not None and not cold:
-            self._worker.close()
-            self._worker = None
-        if self._worker is None and cold and text_bytes >= _WORKER_MIN_BYTES:
-            try:
-                self._worker = CountWorker(self.name)
-            except OSError:  # no interpreter to start (embedded Python): count in-process
-                pass
-
-    @property
-    def caching(self) -> bool:
-        return self._cache.enabled
-
-    def cached(self, keys: list[str]) -> dict[str, int]:
-        return self._cache.get_many(keys)
-
-    def remember(self, items: dict[str, int]) -> None:
-        self._cache.put_many(items)
-
-    def known_files(self, keys: list[str]) -> dict[str, FileResult]:
-        return self._cache.get_files(keys)
-
-    def remember_files(self, items: dict[str, FileResult]) -> None:
-        self._cache.put_files(items)
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        if self._tokenizer is None:
-            self._tokenizer = get_tokenizer(self.name)
-        return self._tokenizer
-
-    def defang(self, text: str) -> str:
-        """Break control-token strings (needs the tokenizer's control tokens, not its vocabulary)."""
-        if not may_hold_control_token(text):
-            return text
-        special = self._tokenizer.special if self._tokenizer is not None else control_tokens(self.name)
-        return defang(text, special)
-
-    def submit(self, works: list[_Work]) -> None:
-        """Start counting the sections of ``works``; cached counts are filled in at once."""
-        keys = [text_key(self.name, w.section) for w in works]
-        known = self._cache.get_many(keys)
-        for w, key in zip(works, keys, strict=True):
-            if key in known:
-                w.tokens = known[key]
-            elif self._send(w.section):
-                self._pending.append((w, key, None))
-            else:
-                self._pending.append((w, key, self._threads().submit(self.tokenizer.count_sent, w.section)))
-
-    def _send(self, text: str) -> bool:
-        """Hand ``text`` to the helper, if there is one that still works."""
-        if self._worker is None:
-            return False
-        try:
-            self._worker.send(text)
-            return True
-        except WorkerFailed:
-            return False  # finish() recounts what the helper had
-
-    def _threads(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            _ = self.tokenizer  # loaded on this thread, before any counting thread starts
-            self._pool = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1))
-        return self._pool
-
-    def _answers(self, texts: list[str]) -> list[int]:
-        """The helper's counts of ``texts`` (everything sent since the last answers)."""
-        worker = self._worker
-        if worker is not None:
-            try:
-                return worker.answers()
-            except WorkerFailed:
-                worker.close()
-                self._worker = None
-        # No helper, or it failed: the same counts here (a tokenizer that cannot be loaded
-        # raises its own error now).
-        return [self.tokenizer.count_sent(t) for t in texts]
-
-    def finish(self) -> None:
-        """Wait for every submitted count and store the new ones."""
-        answers = iter(self._answers([w.section for w, _, f in self._pending if f is None]))
-        fresh: dict[str, int] = {}
-        total = len(self._pending)
-        for done, (w, key, future) in enumerate(self._pending, 1):
-            w.tokens = fresh[key] = next(answers) if future is None else future.result()
-            if done % _CHUNK == 0 or done == total:
-                self._progress("count", done, total)
-        self._pending = []
-        self._cache.put_many(fresh)
-
-    def count(self, texts: list[str]) -> list[int]:
-        """Exact counts of whole output pieces (already defanged), through the cache."""
-        keys = [text_key(self.name, t) for t in texts]
-        known = self._cache.get_many(keys)
-        missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in known]
-        sent = [t for _, t in missing if self._send(t)]
-        counts = self._answers(sent) if sent else []
-        fresh = {k: n for (k, _), n in zip(missing, counts, strict=False)}
-        fresh.update({k: self.tokenizer.count_sent(t) for k, t in missing if k not in fresh})
-        self._cache.put_many(fresh)
-        known.update(fresh)
-        return [known[k] for k in keys]
-
-    def close(self) -> None:
-        if self._worker is not None:
-            self._worker.close()
-            self._worker = None
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
-        self._cache.close()
+    cache.put_many(clean)
 
 
 def _header(listing: Listing, paths: list[str], settings: Settings, skipped: int, dropped: int) -> str:
@@ -638,7 +503,7 @@ def _header(listing: Listing, paths: list[str], settings: Settings, skipped: int
 
 
 def _fit(
-    listing: Listing, work: list[_Work], kept: list[_Work], settings: Settings, counter: _Counter
+    listing: Listing, work: list[_Work], kept: list[_Work], settings: Settings, counter: TokenCounter
 ) -> tuple[set[str], tuple[str, ...], int]:
     """Choose the files that fit and render the output; returns (chosen, text, exact tokens)."""
     style, limit = settings.style, settings.pack_budget
@@ -653,10 +518,10 @@ def _fit(
         if style == "json" and paths:
             # The last array element has no trailing comma: "},\n" becomes "}\n".
             sections[-1] = sections[-1][:-2] + "\n"
-            head_n, last_n, foot_n = counter.count([head, sections[-1], footer])
+            head_n, last_n, foot_n = counter.count_many([head, sections[-1], footer])
             body = sum(by_path[p].tokens for p in paths[:-1]) + last_n
         else:
-            head_n, foot_n = counter.count([head, footer])
+            head_n, foot_n = counter.count_many([head, footer])
             body = sum(by_path[p].tokens for p in paths)
         return (head, *sections, footer), head_n + body + foot_n
 

@@ -12,7 +12,6 @@ opened or is corrupt is rebuilt; if even that fails, runs go on without one.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import time
@@ -48,11 +47,6 @@ def default_cache_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_cache_dir("wholerepo", appauthor=False))
-
-
-def text_key(tokenizer: str, text: str) -> str:
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=20).hexdigest()
-    return f"{tokenizer}:{digest}"
 
 
 class TokenCache:
