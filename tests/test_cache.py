@@ -15,8 +15,8 @@ import wholerepo
 from conftest import MakeRepo
 from test_redact import SEEDS, source_for
 from wholerepo.packer.cache import TokenCache
-from wholerepo.tokens.counter import text_key
 from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer
+from wholerepo.tokens.counter import text_key
 
 
 class RecordingTokenizer:
