@@ -1,0 +1,340 @@
+"""Before anything is sent: ask the endpoint about itself, then plan the exact request.
+
+``probe()`` asks ``/models`` once (the window, and the model when the endpoint serves just one);
+a dry run asks too, so it reports what the real run will send. ``plan()`` does everything short
+of the network: the diff, the instructions, the budget that leaves room for them and the reply,
+the pack, and the exact prompt token count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..errors import BudgetError, EndpointError, UsageError
+from ..git.diff import Diff, diff_against
+from ..llm import pricing
+from ..llm.base import (
+    DEFAULT_WINDOW,
+    ChatModel,
+    ChatRequest,
+    NotJSONError,
+)
+from ..llm.policy import DEFAULT_MODEL, is_deepseek, public_url
+from ..packer import Pack, pack
+from ..settings import Settings
+from ..tokens import get_tokenizer
+from .findings import (
+    example_reply,
+    response_schema,
+)
+from .prompts import SYSTEM, Instructions, diff_block, render_instructions, repository_block, user_message
+from .result import NotSent
+
+Progress = Callable[[str, int, int], None]
+
+# Room for the chat template's own tokens (BOS, role markers, DeepSeek's thinking-effort line: ~30)
+# and for piece-wise counting's boundary effects.
+TEMPLATE_MARGIN = 64
+MODELS_TIMEOUT = 15.0  # asking /models must not hold up a review for long
+
+
+class PromptTooLargeError(EndpointError):
+    """The prompt does not fit the context window (exit 3, as the contract says)."""
+
+
+@dataclass(frozen=True)
+class Window:
+    tokens: int
+    source: str  # "--context-window" | "endpoint /models" | "default"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the endpoint said about itself, before anything is sent."""
+
+    window: Window
+    model: str
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything to send, counted exactly; nothing sent yet."""
+
+    settings: Settings = field(repr=False)
+    pack: Pack = field(repr=False)
+    instructions: Instructions = field(repr=False)
+    diff: Diff | None  # None without --base, or when the diff is empty
+    base_ref: str | None  # --base as given
+    system: str = field(repr=False)
+    user: str = field(repr=False)
+    prompt_tokens: int  # exact tokens of the system and user messages (chat template excluded)
+    max_tokens: int
+    window: Window
+    budget: int  # the tokens the repository itself was given
+    model: str
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def files(self) -> dict[str, str]:
+        """Each included file's text as sent: what findings are verified against."""
+        return {f.path: f.text for f in self.pack.included if f.text is not None}
+
+    @property
+    def prefix(self) -> str:
+        """The reviewed directory relative to the repository root ("" or "pkg/")."""
+        return self.pack.prefix
+
+    def not_sent(self) -> tuple[NotSent, ...]:
+        return tuple(NotSent(self.prefix + f.path, f.reason or "skipped") for f in self.pack.skipped)
+
+    def request(self) -> ChatRequest:
+        return ChatRequest(self.system, self.user, self.max_tokens)
+
+
+# -- before sending -----------------------------------------------------------------------------
+
+
+async def probe(settings: Settings, chat: ChatModel | None, *, not_asked: str | None = None) -> Probe:
+    """The window and the model, from the flags or the endpoint's /models.
+
+    With ``chat`` None nothing is asked (``not_asked`` says why). A non-JSON answer is an error
+    (the URL is wrong); any other failure is noted and the defaults are used.
+    """
+    notes: list[str] = []
+    model = settings.model
+    known = settings.context_window is not None and model is not None
+    if chat is None or known:
+        if chat is None and not known:
+            notes.append(f"did not ask the endpoint's /models: {not_asked or 'no endpoint'}")
+        window = (
+            Window(settings.context_window, "--context-window")
+            if settings.context_window is not None
+            else Window(DEFAULT_WINDOW, "default")
+        )
+        return Probe(window, model or DEFAULT_MODEL, tuple(notes))
+    try:
+        models = await chat.list_models(timeout=min(MODELS_TIMEOUT, settings.timeout))
+    except NotJSONError:
+        raise
+    except EndpointError as exc:
+        notes.append(f"could not ask the endpoint's /models ({exc.one_line()}); using the defaults")
+        models = []
+    ids = [m.id for m in models]
+    if model is None:
+        if len(ids) == 1:
+            model = ids[0]
+            notes.append(f"the endpoint serves one model, {model}: using it")
+        elif ids and DEFAULT_MODEL not in ids and not is_deepseek(settings.base_url):
+            shown = ", ".join(sorted(ids)[:10]) + (" ..." if len(ids) > 10 else "")
+            raise UsageError(
+                f"the endpoint serves {len(ids)} models and none was chosen: {shown}",
+                "choose one with --model",
+            )
+        else:
+            model = DEFAULT_MODEL
+    if settings.context_window is not None:
+        return Probe(Window(settings.context_window, "--context-window"), model, tuple(notes))
+    for m in models:
+        if m.id == model and m.max_model_len:
+            return Probe(Window(m.max_model_len, "endpoint /models"), model, tuple(notes))
+    return Probe(Window(DEFAULT_WINDOW, "default"), model, tuple(notes))
+
+
+def plan(
+    path: Path,
+    settings: Settings,
+    window: Window,
+    *,
+    model: str | None = None,
+    base: str | None = None,
+    on_progress: Progress | None = None,
+) -> Plan:
+    """Pack ``path`` into the room the window leaves and build the exact request."""
+    warnings: list[str] = []
+    diff = diff_against(path, base) if base else None
+    if diff is not None and not diff.text.strip():
+        warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
+        diff = None
+    tokenizer = get_tokenizer(settings.tokenizer)
+    instructions = render_instructions(
+        settings.prompt,
+        schema=response_schema(),
+        example=example_reply(),
+        base_ref=base if diff is not None else None,
+        instructions=settings.instructions,
+        relative_to=settings.prompt_base,
+    )
+    # What is sent is redacted and defanged, the instructions too: a configuration's text can
+    # hold a key, and a template can print anything.
+    instructions = replace(
+        instructions, text=tokenizer.defang(_redacted("instructions", instructions.text, settings))
+    )
+    # The diff holds removed lines too: the very secret a change deletes must not be sent.
+    diff_text = None
+    if diff is not None:
+        diff_text = tokenizer.defang(_redacted_diff(diff.text, settings))
+    around = repository_block("") + (diff_block(diff_text, base or "") if diff_text is not None else "")
+    fixed = tokenizer.count(SYSTEM) + tokenizer.count(around) + tokenizer.count(instructions.text)
+    max_tokens = settings.max_output_tokens
+    room = window.tokens - fixed - TEMPLATE_MARGIN - max_tokens
+    flags = "lower --max-output-tokens, raise --context-window if the endpoint's window is larger"
+    if diff is not None:
+        flags += ", or pick a nearer --base"
+    if room <= 0:
+        raise PromptTooLargeError(
+            f"the prompt does not fit: the instructions{' and diff' if diff else ''} take {fixed:,} tokens"
+            f" and --max-output-tokens {max_tokens:,}, leaving no room for the repository in the"
+            f" {window.tokens:,}-token window ({window.source})",
+            flags,
+        )
+    budget = min(room, settings.budget) if settings.budget is not None else room
+    try:
+        packed = pack(path, replace(settings, budget=budget), on_progress=on_progress)
+    except BudgetError as exc:
+        raise PromptTooLargeError(
+            f"the prompt does not fit: {exc.message} ({window.tokens:,}-token window, {window.source})",
+            flags,
+        ) from exc
+    user = user_message(packed.text, instructions.text, diff_text, base)
+    prompt_tokens = tokenizer.count(SYSTEM) + tokenizer.count(user)
+    if prompt_tokens + max_tokens > window.tokens:
+        raise PromptTooLargeError(
+            f"the prompt does not fit: {prompt_tokens:,} prompt tokens + {max_tokens:,} output tokens"
+            f" exceed the {window.tokens:,}-token window ({window.source})",
+            "lower --budget or " + flags,
+        )
+    return Plan(
+        settings=settings,
+        pack=packed,
+        instructions=instructions,
+        diff=diff,
+        base_ref=base,
+        system=SYSTEM,
+        user=user,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        window=window,
+        budget=budget,
+        model=model or settings.model or DEFAULT_MODEL,
+        warnings=tuple(warnings),
+    )
+
+
+def _redacted(name: str, text: str, settings: Settings) -> str:
+    if not settings.redact:
+        return text
+    from ..redact import Redactor
+
+    return Redactor().redact(name, text)[0]
+
+
+def _redacted_diff(text: str, settings: Settings) -> str:
+    if not settings.redact:
+        return text
+    from ..redact import Redactor
+
+    return Redactor().redact_diff(text)[0]
+
+
+def left_out(p: Plan, top: int = 5) -> dict[str, Any] | None:
+    """Files that did not fit: how many, their tokens and the directories that lost most."""
+    dropped = [f for f in p.pack.skipped if f.reason == "over-budget"]
+    if not dropped:
+        return None
+    dirs: dict[str, int] = {}
+    for f in dropped:
+        parent = str(PurePosixPath(p.prefix + f.path).parent)
+        key = "(root)" if parent == "." else parent + "/"
+        dirs[key] = dirs.get(key, 0) + 1
+    return {
+        "files": len(dropped),
+        "tokens": sum(f.tokens for f in dropped),
+        "directories": [
+            {"path": d, "files": n} for d, n in sorted(dirs.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
+        ],
+    }
+
+
+# -- dry run ------------------------------------------------------------------------------------
+
+
+def dry_run_report(p: Plan, probe_notes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What a review would send and cost, as data (the CLI prints it as text or JSON)."""
+    settings = p.settings
+    price = pricing.price_for(p.model, settings.prices)
+    estimate = pricing.estimate(price, p.prompt_tokens, p.max_tokens) if price else None
+    return {
+        "dry_run": True,
+        "endpoint": public_url(settings.base_url),
+        "model": p.model,
+        "tokenizer": settings.tokenizer,
+        "prompt": p.instructions.name,
+        "base_ref": p.base_ref if p.diff is not None else None,
+        "files_included": len(p.pack.included),
+        "files_skipped": len(p.pack.skipped),
+        "not_sent": left_out(p),
+        "repository_tokens": p.pack.prompt_tokens,
+        "prompt_tokens": p.prompt_tokens,
+        "max_output_tokens": p.max_tokens,
+        "context_window": p.window.tokens,
+        "context_window_source": p.window.source,
+        "budget": p.budget,
+        "notes": list(probe_notes) + list(p.warnings),
+        "prices_usd_per_million": (
+            {"cache_hit": price.cache_hit, "cache_miss": price.cache_miss, "output": price.output}
+            if price
+            else None
+        ),
+        "estimated_cost_usd": (
+            {
+                "input_cache_miss": estimate.input_cache_miss_usd,
+                "input_cache_hit": estimate.input_cache_hit_usd,
+                "output_max": estimate.output_max_usd,
+                "max_total": estimate.max_usd,
+            }
+            if estimate
+            else None
+        ),
+    }
+
+
+def left_out_text(info: Mapping[str, Any] | None) -> str | None:
+    if not info:
+        return None
+    dirs = ", ".join(f"{d['path']} {d['files']}" for d in info["directories"])
+    return (
+        f"{info['files']:,} files ({info['tokens']:,} tokens) do not fit and will not be sent;"
+        f" most from: {dirs} (the manifest, --manifest FILE, lists them)"
+    )
+
+
+def dry_run_text(report: Mapping[str, Any]) -> str:
+    lines = [
+        f"wholerepo review --dry-run: nothing was sent to {report['endpoint']}",
+        f"  model:          {report['model']}",
+        f"  prompt:         {report['prompt']}"
+        + (f" (focus: diff against {report['base_ref']})" if report["base_ref"] else ""),
+        f"  files:          {report['files_included']:,} included, {report['files_skipped']:,} skipped",
+        f"  prompt tokens:  {report['prompt_tokens']:,} exact ({report['tokenizer']}),"
+        f" of which the repository {report['repository_tokens']:,}",
+        f"  output tokens:  up to {report['max_output_tokens']:,}",
+        f"  context window: {report['context_window']:,} ({report['context_window_source']})",
+    ]
+    dropped = left_out_text(report["not_sent"])
+    if dropped:
+        lines.append(f"  not sent:       {dropped}")
+    cost = report["estimated_cost_usd"]
+    if cost is None:
+        lines.append(f"  estimated cost: unknown (no price for {report['model']}; set prices in your config)")
+    else:
+        lines.append(
+            f"  estimated cost: input ${cost['input_cache_miss']:.4f} (cache miss),"
+            f" ${cost['input_cache_hit']:.4f} (all cached); output up to ${cost['output_max']:.4f};"
+            f" at most ${cost['max_total']:.4f} (peak prices)"
+        )
+    lines.extend(f"  note: {note}" for note in report["notes"])
+    return "\n".join(lines) + "\n"
