@@ -1,4 +1,4 @@
-"""Fit files into a token budget: rank them by value, take the best that fit. Pure.
+"""Fit files into a token budget: rank them by value, take the best that fit, assemble the text.
 
 Order of value: README, manifests and entry points; then source; tests; configuration; docs;
 everything else. Within a class, shallower paths first, then by path, so the choice is
@@ -10,6 +10,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ..errors import BudgetError
+from ..git.listing import Listing
+from ..settings import Settings
+from ..tokens.counter import TokenCounter
+from . import render as styles
+
+if TYPE_CHECKING:
+    from .run import _Work
 
 MANIFESTS = frozenset(
     {
@@ -162,3 +172,72 @@ def select(items: Sequence[Item], budget: int) -> set[str]:
             chosen.add(item.path)
             used += cost
     return chosen
+
+
+def header(listing: Listing, paths: list[str], settings: Settings, skipped: int, dropped: int) -> str:
+    notes = []
+    if not listing.in_git:
+        notes.append("The directory is not a git repository: files were chosen by its .gitignore files.")
+    if skipped:
+        notes.append(f"{skipped} listed files are not shown (binary, generated, too large, ...).")
+    if dropped:
+        notes.append(f"{dropped} files did not fit the token budget and are not shown.")
+    header = styles.Header(
+        styles.render_tree(paths), tuple(notes), settings.line_numbers, settings.line_number_interval
+    )
+    return styles.render_header(settings.style, header, len(paths))
+
+
+def fit(
+    listing: Listing, work: list[_Work], kept: list[_Work], settings: Settings, counter: TokenCounter
+) -> tuple[set[str], tuple[str, ...], int]:
+    """Choose the files that fit and render the output; returns (chosen, text, exact tokens)."""
+    style, limit = settings.style, settings.pack_budget
+    skipped = len(work) - len(kept)
+    by_path = {w.candidate.path: w for w in kept}
+    footer = styles.render_footer(style)
+
+    def assemble(chosen: set[str]) -> tuple[tuple[str, ...], int]:
+        paths = sorted(chosen)
+        head = counter.defang(header(listing, paths, settings, skipped, len(kept) - len(chosen)))
+        sections = [by_path[p].section for p in paths]
+        if style == "json" and paths:
+            # The last array element has no trailing comma: "},\n" becomes "}\n".
+            sections[-1] = sections[-1][:-2] + "\n"
+            head_n, last_n, foot_n = counter.count_many([head, sections[-1], footer])
+            body = sum(by_path[p].tokens for p in paths[:-1]) + last_n
+        else:
+            head_n, foot_n = counter.count_many([head, footer])
+            body = sum(by_path[p].tokens for p in paths)
+        return (head, *sections, footer), head_n + body + foot_n
+
+    everything = set(by_path)
+    text, n = assemble(everything)
+    if n <= limit:
+        return everything, text, n
+
+    _empty_text, empty_n = assemble(set())
+    if empty_n > limit:
+        raise BudgetError(
+            f"budget of {limit} tokens is too small for even the prompt's frame ({empty_n} tokens)",
+            "raise --budget",
+        )
+    # The header with every file in its tree bounds the header of any subset from above.
+    full_header = n - sum(w.tokens for w in kept)
+    items = [Item(p, w.tokens) for p, w in by_path.items()]
+    chosen = select(items, max(0, limit - full_header))
+    # Fill what the smaller tree left free, estimating each extra file's tree line, then verify.
+    text, n = assemble(chosen)
+    for item in rank_order(items):
+        if item.path in chosen:
+            continue
+        estimate = item.tokens + len(item.path) // 2 + 4
+        if n + estimate <= limit:
+            chosen.add(item.path)
+            n += estimate
+    text, n = assemble(chosen)
+    order = rank_order([i for i in items if i.path in chosen])
+    while n > limit and order:
+        chosen.discard(order.pop().path)
+        text, n = assemble(chosen)
+    return chosen, text, n

@@ -1,0 +1,132 @@
+"""What a pack is: every file git lists and its fate, the rendered text and its exact count."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..settings import Settings
+from . import select as filters
+
+
+@dataclass(frozen=True, slots=True)
+class PackedFile:
+    """One path git lists, and what the pack did with it."""
+
+    path: str
+    status: str  # included | compressed | truncated | skipped
+    reason: str | None
+    tokens: int
+    bytes: int
+    lines: int
+    encoding: str | None = None
+    redactions: tuple[str, ...] = ()  # kinds of the secrets removed, one entry each
+    text: str | None = field(default=None, repr=False)  # the text as sent (redacted, unnumbered)
+
+    def manifest_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "path": self.path,
+            "status": self.status,
+            "reason": self.reason,
+            "tokens": self.tokens,
+            "bytes": self.bytes,
+            "lines": self.lines,
+        }
+        if self.encoding not in (None, "utf-8"):
+            entry["encoding"] = self.encoding
+        if self.redactions:
+            entry["redactions"] = len(self.redactions)
+            entry["redacted_kinds"] = sorted(set(self.redactions))
+        return entry
+
+
+@dataclass(frozen=True)
+class Pack:
+    """A packed repository: the rendered text, its exact token count and every file's fate."""
+
+    root: Path
+    files: tuple[PackedFile, ...]
+    parts: tuple[str, ...] = field(repr=False)  # header, one section per file, footer
+    prompt_tokens: int
+    tokenizer: str
+    budget: int
+    style: str
+    in_git: bool
+    settings: Settings = field(repr=False)
+    prefix: str = ""  # the packed directory relative to the repository root ("" or "pkg/")
+    warnings: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def text(self) -> str:
+        """The whole rendered pack (joined on first use; writers can stream ``parts``)."""
+        return "".join(self.parts)
+
+    @property
+    def included(self) -> tuple[PackedFile, ...]:
+        return tuple(f for f in self.files if f.status != "skipped")
+
+    @property
+    def skipped(self) -> tuple[PackedFile, ...]:
+        return tuple(f for f in self.files if f.status == "skipped")
+
+    def file(self, path: str) -> PackedFile | None:
+        for f in self.files:
+            if f.path == path:
+                return f
+        return None
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "generator": "wholerepo",  # also how a later pack recognises this file as ours
+            "tokenizer": self.tokenizer,
+            "budget": self.budget,
+            "prompt_tokens": self.prompt_tokens,
+            "style": self.style,
+            "line_numbers": self.settings.line_numbers,
+            "in_git": self.in_git,
+            "redactions": sum(len(f.redactions) for f in self.files),
+            "files": [f.manifest_entry() for f in self.files],
+        }
+
+
+def summarize(pack: Pack, top: int = 5) -> dict[str, Any]:
+    """Counts for the summary: by status and reason, largest files and directories by tokens."""
+    reasons: dict[str, int] = {}
+    where: dict[str, dict[str, int]] = {}  # reason -> top directory -> files
+    for f in pack.skipped:
+        reasons[f.reason or "?"] = reasons.get(f.reason or "?", 0) + 1
+        if f.reason in ("vendored", "wholerepo-output"):
+            top_dir = _top_dir(f.path)
+            counts = where.setdefault(f.reason, {})
+            counts[top_dir] = counts.get(top_dir, 0) + 1
+    included = pack.included
+    dirs: dict[str, int] = {}
+    for f in included:
+        parent = str(PurePosixPath(f.path).parent)
+        dirs[parent if parent != "." else "(root)"] = (
+            dirs.get(parent if parent != "." else "(root)", 0) + f.tokens
+        )
+    return {
+        "included": len(included),
+        "skipped": len(pack.skipped),
+        "reasons": dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0]))),
+        "largest_files": sorted(((f.path, f.tokens) for f in included), key=lambda x: (-x[1], x[0]))[:top],
+        "largest_dirs": sorted(dirs.items(), key=lambda x: (-x[1], x[0]))[:top],
+        "redactions": sum(len(f.redactions) for f in pack.files),
+        "redacted_files": sorted(f.path for f in pack.files if f.redactions),
+        "skipped_dirs": {
+            reason: [d for d, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+            for reason, counts in where.items()
+        },
+    }
+
+
+def _top_dir(path: str) -> str:
+    """The directory that names a vendored tree: the path up to node_modules/, .venv/ and the like."""
+    parts = path.split("/")
+    for i, part in enumerate(parts[:2]):  # frontend/node_modules/, not .venv/lib/.../site-packages/
+        if part in filters.VENDORED_DIRS and i < len(parts) - 1:
+            return "/".join(parts[: i + 1]) + "/"
+    return path if len(parts) == 1 else parts[0] + "/"

@@ -1,0 +1,431 @@
+"""The packer: discover -> filter -> (redact) -> count with cache -> fit the budget -> render.
+
+``pack()`` is a straight sequence; each stage lives in its own module. Files go through it in
+chunks, so counting (the TokenCounter, on threads or in a worker process) runs while later files
+are still read and rendered, and a file the cache knows skips straight to its stored section. The total
+it reports is the exact token count of the text it returns: sections are framed so that their
+cached counts add up to the count of the whole (see styles.py).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import importlib.util
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import UsageError
+from ..git.listing import Candidate, FileTooLarge, Listing, discover, read_bytes
+from ..settings import FIELDS, Settings, Trust, load_settings
+from ..tokens import Tokenizer, may_hold_control_token
+from ..tokens.counter import Batch, TokenCounter, text_key
+from . import fit as budgeting
+from . import render as styles
+from . import select as filters
+from .cache import FileResult, TokenCache, default_cache_dir
+from .model import Pack, PackedFile
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class _Work:
+    """Mutable per-file state while packing."""
+
+    candidate: Candidate
+    size: int = 0
+    lines: int = 0
+    reason: str | None = None
+    encoding: str | None = None
+    data: bytes = b""  # the file's bytes, from reading until decoding
+    content: bytes = b""  # a digest of the file's bytes
+    key: str = ""  # the file-results cache key: how we render, the path, a hash of the bytes
+    text: str | None = ""  # redacted, defanged, unnumbered; None once dropped
+    redactions: tuple[str, ...] = ()
+    section: str = ""
+    tokens: int = -1  # -1 until counted
+
+    def result(self, tokenizer: str) -> FileResult:
+        count_key = text_key(tokenizer, self.section) if self.reason is None else ""
+        return FileResult(self.reason, self.encoding, self.lines, count_key, self.redactions, self.section)
+
+    def reuse(self, known: FileResult) -> None:
+        self.reason, self.encoding, self.lines = known.reason, known.encoding, known.lines
+        self.tokens, self.redactions, self.section = known.tokens, known.redactions, known.section
+        self.data, self.text = b"", None
+
+
+def _without(listing: Listing, files: Iterable[str | os.PathLike[str]]) -> Listing:
+    """The listing minus the given files (those inside the packed directory)."""
+    paths = set()
+    for file in files:
+        try:
+            paths.add(Path(file).resolve().relative_to(listing.root).as_posix())
+        except ValueError:  # outside the packed directory
+            continue
+    if not paths:
+        return listing
+    return replace(listing, candidates=tuple(c for c in listing.candidates if c.path not in paths))
+
+
+def _read_ignore_file(place: Path) -> list[str] | None:
+    file = place / filters.IGNORE_FILE
+    if file.is_file() and not file.is_symlink():
+        return file.read_text(encoding="utf-8", errors="replace").splitlines()
+    return None
+
+
+def _rules(listing: Listing, settings: Settings) -> filters.Rules:
+    """Selection rules, with every .wholerepoignore from the repository root down.
+
+    The packed directory's own file and those of its parent directories (up to the repository
+    root) are read whatever git thinks of them; deeper ones are read if git lists them.
+    """
+    files: dict[str, list[str]] = {}
+    prefix = ""
+    if listing.repo_root is not None and listing.repo_root != listing.root:
+        prefix = listing.root.relative_to(listing.repo_root).as_posix() + "/"
+        parts = prefix.split("/")[:-1]
+        for depth in range(len(parts)):
+            base = "".join(part + "/" for part in parts[:depth])
+            lines = _read_ignore_file(listing.repo_root / base)
+            if lines is not None:
+                files[base] = lines
+    for c in listing.candidates:
+        directory, _, name = c.path.rpartition("/")
+        if name == filters.IGNORE_FILE and c.kind == "file" and directory:
+            try:
+                text = read_bytes(listing.root, c.path, 1 << 20).decode("utf-8", "replace")
+            except (OSError, FileTooLarge):
+                continue
+            files[prefix + directory + "/"] = text.splitlines()
+    return filters.Rules.build(
+        settings.include,
+        settings.exclude,
+        _read_ignore_file(listing.root),
+        settings.max_file_size,
+        ignore_files=files,
+        root_prefix=prefix,
+        vendored=filters.vendored_roots(c.path for c in listing.candidates),
+    )
+
+
+def settings_for(
+    path: Path, overrides: Mapping[str, Any] | None = None, *, repository: Trust | None = None
+) -> Settings:
+    """Settings for packing ``path``: the user's file, its repository's file (trusted as far as
+    ``repository`` says; see config.py), the environment, then ``overrides`` (flags)."""
+    directories = [path]
+    try:
+        import git
+
+        with git.Repo(path, search_parent_directories=True) as repo:
+            top = repo.working_tree_dir
+        if top is not None and Path(top).resolve() != path.resolve():
+            directories.insert(0, Path(top))
+    except Exception:  # not a repository, or git unusable: only the path's own file counts
+        pass
+    return load_settings(directories, flags=overrides or {}, repository=repository)
+
+
+def pack(
+    path: str | os.PathLike[str] = ".",
+    settings: Settings | None = None,
+    *,
+    on_progress: Progress | None = None,
+    tokenizer: Tokenizer | str | None = None,
+    keep_file_text: bool = True,
+    omit: Iterable[str | os.PathLike[str]] = (),
+    **options: Any,
+) -> Pack:
+    """Pack the repository (or plain directory) at ``path``.
+
+    ``options`` are Settings fields (``budget=``, ``style=``, ``include=(...)``...) applied over
+    the repository's configuration and the environment. ``keep_file_text=False`` drops each
+    file's text once its section is rendered (``PackedFile.text`` is then None), which keeps the
+    peak memory near twice the output's size. ``omit`` names files the caller writes (its output
+    and manifest): left out of the listing, so packing twice into the repository gives the same text.
+    """
+    if isinstance(tokenizer, str):  # the setting (a tokenizer's name), not a loaded Tokenizer
+        options["tokenizer"], tokenizer = tokenizer, None
+    unknown = sorted(set(options) - FIELDS)
+    if unknown:
+        raise TypeError(
+            f"pack() got an unexpected keyword argument {unknown[0]!r}"
+            f" (settings are: {', '.join(sorted(FIELDS))})"
+        )
+    root = Path(path)
+    if not root.exists():
+        raise UsageError(f"path does not exist: {root}")
+    if not root.is_dir():
+        raise UsageError(f"path is not a directory: {root}")
+    if settings is None:
+        settings = settings_for(root, options)
+    elif options:
+        settings = replace(settings, **options)
+    progress = on_progress or (lambda stage, done, total: None)
+
+    progress("discover", 0, 1)
+    listing = _without(discover(root, tracked_only=settings.tracked_only), omit)
+    if not listing.candidates:
+        where = "repository" if listing.in_git else "directory"
+        raise UsageError(f"nothing to pack: the {where} at {root} lists no files")
+    rules = _rules(listing, settings)
+    warnings = list(rules.warnings)
+    _check_include(listing, rules, settings, warnings)
+    work = [_Work(c) for c in listing.candidates]
+    text_bytes = sum(c.size for c in listing.candidates if c.size <= settings.max_file_size)
+    render_key = _render_key(settings)
+    cache = TokenCache(default_cache_dir() if settings.cache else None)
+    counter = TokenCounter.for_run(
+        settings.tokenizer,
+        store=cache if cache.enabled else None,
+        cold=cache.empty,
+        text_bytes=text_bytes,
+        tokenizer=tokenizer,
+    )
+    # A warm run takes each unchanged file's section from the cache; callers that want the
+    # file's text (the reviewer's verifier) get it decoded and redacted afresh.
+    # Sections are stored only redacted: with --no-redact they would hold the secrets.
+    store = cache.enabled and settings.redact
+    reuse = store and not keep_file_text
+    computed: list[_Work] = []  # files decoded in this run (not taken from the cache)
+    batches: list[tuple[list[_Work], Batch]] = []  # sections being counted meanwhile
+    try:
+        for start in range(0, len(work), _CHUNK):
+            chunk = work[start : start + _CHUNK]
+            for w in chunk:
+                _read(listing.root, w, rules, render_key)
+            known = cache.get_files([w.key for w in chunk if w.key]) if reuse else {}
+            fresh = []
+            for w in chunk:
+                if w.key in known:
+                    w.reuse(known[w.key])
+                elif w.key:
+                    _decode(w)
+                    computed.append(w)
+                    if w.reason is None:
+                        fresh.append(w)
+            if settings.redact:
+                _redact(fresh, cache)
+            for w in fresh:
+                _render(w, settings, counter)
+                if not keep_file_text:
+                    w.text = None
+            batches.append((fresh, counter.submit([w.section for w in fresh])))
+            progress("read", min(start + _CHUNK, len(work)), len(work))
+        # Stored while the last counts are still being made; a result is used only with its count.
+        if store:
+            cache.put_files({w.key: w.result(settings.tokenizer) for w in computed})
+        for done, (works, batch) in enumerate(batches, 1):
+            for w, n in zip(works, batch.result(), strict=True):
+                w.tokens = n
+            progress("count", done, len(batches))
+        kept = [w for w in work if w.reason is None]
+        chosen, text, prompt_tokens = budgeting.fit(listing, work, kept, settings, counter)
+    finally:
+        counter.close()
+        cache.close()
+
+    files = tuple(_packed(w, chosen) for w in work)
+    prefix = ""
+    if listing.repo_root is not None and listing.repo_root != listing.root:
+        prefix = listing.root.relative_to(listing.repo_root).as_posix() + "/"
+    return Pack(
+        root=listing.root,
+        files=files,
+        parts=text,
+        prompt_tokens=prompt_tokens,
+        tokenizer=settings.tokenizer,
+        budget=settings.pack_budget,
+        style=settings.style,
+        in_git=listing.in_git,
+        settings=settings,
+        prefix=prefix,
+        warnings=tuple(warnings),
+    )
+
+
+def _check_include(listing: Listing, rules: filters.Rules, settings: Settings, warnings: list[str]) -> None:
+    """``-i`` that matches no file at all is a mistake worth stopping for; one of several that
+    matches nothing is worth a warning."""
+    if not settings.include:
+        return
+    files = [c.path for c in listing.candidates if c.kind == "file"]
+    unmatched = filters.unmatched_patterns(settings.include, files)
+    if len(unmatched) == len(settings.include):
+        shown = " ".join(f"-i {p!r}" for p in settings.include)
+        raise UsageError(
+            f"{shown}: no file in {listing.root} matches",
+            "patterns use gitignore syntax relative to PATH, e.g. '*.py', 'src/', 'src/**/*.ts'",
+        )
+    warnings.extend(f"--include {p!r} matches no file" for p in unmatched)
+
+
+_CHUNK = 64  # files read, rendered and handed to the counter at a time
+
+# Files that carry the versions of the libraries whose behaviour shapes a section: the secret
+# detectors (redaction) and the tokenizer engine (counts). Read, not imported.
+_LIBRARY_VERSION_FILES = (("detect_secrets", "__version__.py"), ("tiktoken", "__init__.py"))
+
+
+def _library_versions() -> bytes:
+    found = []
+    for package, name in _LIBRARY_VERSION_FILES:
+        spec = importlib.util.find_spec(package)
+        try:
+            if spec is None or spec.origin is None:
+                raise OSError(package)
+            found.append(package.encode() + b"\0" + (Path(spec.origin).parent / name).read_bytes())
+        except OSError:
+            found.append(package.encode() + b"\0missing")
+    return b"\0".join(found)
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A digest of every source file of wholerepo (read, not imported) and of the library versions.
+
+    Every file, not a hand-kept list: a section rendered by other code is never reused, whichever
+    module changed or moved.
+    """
+    digest = hashlib.blake2b(_library_versions(), digest_size=16)
+    package = Path(__file__).resolve().parent.parent
+    files = sorted(
+        p for p in package.rglob("*") if p.suffix in (".py", ".j2") and "__pycache__" not in p.parts
+    )
+    if not files:  # installed without sources (zipapp, frozen): never reuse across runs
+        digest.update(os.urandom(16))
+    for file in files:
+        try:
+            digest.update(file.relative_to(package).as_posix().encode() + b"\0" + file.read_bytes())
+        except OSError:
+            digest.update(os.urandom(16))
+    return digest.hexdigest()
+
+
+def _render_key(settings: Settings) -> bytes:
+    """Everything besides the path and the bytes that decides a file's section and its count."""
+    parts = (
+        _code_digest(),
+        settings.tokenizer,
+        settings.style,
+        settings.line_numbers,
+        str(settings.line_number_interval),
+        str(settings.redact),
+    )
+    return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).digest()
+
+
+def _read(root: Path, w: _Work, rules: filters.Rules, render_key: bytes) -> None:
+    """Read one file and key it by content, recording a skip reason instead of raising."""
+    reason = filters.by_path(w.candidate, rules)
+    if reason is not None:
+        w.reason = str(reason)
+        if w.candidate.kind == "file":
+            try:
+                w.size = os.lstat(os.path.join(root, w.candidate.path)).st_size
+            except OSError:
+                pass
+        return
+    try:
+        w.data = read_bytes(root, w.candidate.path, rules.max_file_size)
+    except FileTooLarge as exc:
+        w.size, w.reason = exc.size, str(filters.Reason.TOO_LARGE)
+        return
+    except OSError:
+        w.reason = str(filters.Reason.UNREADABLE)
+        return
+    w.size = len(w.data)
+    w.content = content = hashlib.blake2b(w.data, digest_size=20).digest()
+    path = w.candidate.path.encode("utf-8", "surrogateescape")
+    w.key = hashlib.blake2b(render_key + content + path, digest_size=20).hexdigest()
+
+
+def _decode(w: _Work) -> None:
+    """Decode the bytes read and apply the skips that need the content."""
+    data, w.data = w.data, b""
+    decoded = filters.decode(data)
+    if isinstance(decoded, filters.Reason):
+        w.reason = str(decoded)
+        return
+    late = filters.by_content(data, decoded.text)
+    if late is not None:
+        w.reason = str(late)
+        return
+    w.text = decoded.text
+    w.encoding = decoded.encoding
+    w.lines = _line_count(decoded.text)
+
+
+def _render(w: _Work, settings: Settings, counter: TokenCounter) -> None:
+    # What is sent is what is counted: control-token strings are broken in the output.
+    w.text = counter.defang(w.text or "")
+    entry = styles.Entry(
+        w.candidate.path, _numbered(w.text, settings), w.lines, language=styles.language_of(w.candidate.path)
+    )
+    section = styles.render_section(settings.style, entry, last=False)
+    # The text is defanged already; only the path could bring a control token in.
+    w.section = counter.defang(section) if may_hold_control_token(w.candidate.path) else section
+
+
+def _line_count(text: str) -> int:
+    return text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+
+
+def redaction_key(path: str, content: bytes) -> str:
+    """A cache key for "this file, with these bytes, holds no secret" under the current rules.
+
+    ``content`` is a digest of the file's bytes: its text follows from them (decoding is a pure
+    function of the bytes), so the text need not be hashed again.
+    """
+    digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape") + b"\0" + content, digest_size=20)
+    # Any change to the rules or to decoding invalidates what the cache knows about clean files;
+    # the sources are read, not imported, so a warm run that needs no redaction compiles no rule.
+    return f"redact-{_code_digest()}:{digest.hexdigest()}"
+
+
+def _redact(kept: list[_Work], cache: TokenCache) -> None:
+    """Redact secrets; files the cache knows to be clean (same path, same text) are not scanned."""
+    keys = [redaction_key(w.candidate.path, w.content) for w in kept]
+    known = cache.get_many(keys)
+    clean: dict[str, int] = {}
+    redactor = None
+    for w, key in zip(kept, keys, strict=True):
+        if known.get(key) == 0:
+            continue
+        if redactor is None:
+            from ..redact import Redactor
+
+            redactor = Redactor()
+        w.text, w.redactions = redactor.redact(w.candidate.path, w.text or "")
+        w.lines = _line_count(w.text)
+        if not w.redactions:
+            clean[key] = 0
+    cache.put_many(clean)
+
+
+def _numbered(text: str, settings: Settings) -> str:
+    return styles.number_lines(text, settings.line_numbers, settings.line_number_interval)
+
+
+def _packed(w: _Work, chosen: set[str]) -> PackedFile:
+    path = w.candidate.path
+    if w.reason is not None:
+        return PackedFile(path, "skipped", w.reason, 0, w.size, 0, w.encoding)
+    if path not in chosen:
+        return PackedFile(
+            path,
+            "skipped",
+            str(filters.Reason.OVER_BUDGET),
+            w.tokens,
+            w.size,
+            w.lines,
+            w.encoding,
+            w.redactions,
+        )
+    return PackedFile(path, "included", None, w.tokens, w.size, w.lines, w.encoding, w.redactions, w.text)
