@@ -11,6 +11,7 @@ import pytest
 import wholerepo
 from conftest import MakeRepo, git
 from wholerepo.git.listing import Candidate
+from wholerepo.packer import decode as decoding
 from wholerepo.packer import select as filters
 
 
@@ -22,32 +23,32 @@ def reasons(result: wholerepo.Pack) -> dict[str, str | None]:
 
 
 def test_nul_byte_means_binary_whatever_the_extension() -> None:
-    assert filters.decode(b"import os\n\x00\x01\x02 more") is filters.Reason.BINARY
+    assert decoding.decode(b"import os\n\x00\x01\x02 more") is filters.Reason.BINARY
 
 
 def test_mostly_control_bytes_means_binary() -> None:
-    assert filters.decode(bytes(range(1, 32)) * 20) is filters.Reason.BINARY
+    assert decoding.decode(bytes(range(1, 32)) * 20) is filters.Reason.BINARY
 
 
 def test_utf8_latin1_utf16_and_bom_are_decoded() -> None:
-    ok = filters.decode("héllo ✓\n".encode())
-    assert isinstance(ok, filters.Decoded) and ok.text == "héllo ✓\n" and ok.encoding == "utf-8"
-    latin = filters.decode("café déjà vu\n".encode("latin-1"))
-    assert isinstance(latin, filters.Decoded) and latin.text == "café déjà vu\n"
-    odd = filters.decode(b"caf\xe9 \x81\x8d\n")  # bytes cp1252 leaves undefined
-    assert isinstance(odd, filters.Decoded) and odd.text == "café \x81\x8d\n"
+    ok = decoding.decode("héllo ✓\n".encode())
+    assert isinstance(ok, decoding.Decoded) and ok.text == "héllo ✓\n" and ok.encoding == "utf-8"
+    latin = decoding.decode("café déjà vu\n".encode("latin-1"))
+    assert isinstance(latin, decoding.Decoded) and latin.text == "café déjà vu\n"
+    odd = decoding.decode(b"caf\xe9 \x81\x8d\n")  # bytes cp1252 leaves undefined
+    assert isinstance(odd, decoding.Decoded) and odd.text == "café \x81\x8d\n"
     for codec in ("utf-16-le", "utf-16-be"):
         bom = codecs.BOM_UTF16_LE if codec.endswith("le") else codecs.BOM_UTF16_BE
-        wide = filters.decode(bom + "wide ✓ text\n".encode(codec))
-        assert isinstance(wide, filters.Decoded) and wide.text == "wide ✓ text\n"
-    sig = filters.decode(codecs.BOM_UTF8 + b"x = 1\n")
-    assert isinstance(sig, filters.Decoded) and sig.text == "x = 1\n"
+        wide = decoding.decode(bom + "wide ✓ text\n".encode(codec))
+        assert isinstance(wide, decoding.Decoded) and wide.text == "wide ✓ text\n"
+    sig = decoding.decode(codecs.BOM_UTF8 + b"x = 1\n")
+    assert isinstance(sig, decoding.Decoded) and sig.text == "x = 1\n"
 
 
 def test_escape_sequences_do_not_make_text_binary() -> None:
     text = "\x1b[31mred\x1b[0m\tcol\fpage\n" * 10
-    decoded = filters.decode(text.encode())
-    assert isinstance(decoded, filters.Decoded) and decoded.text == text
+    decoded = decoding.decode(text.encode())
+    assert isinstance(decoded, decoding.Decoded) and decoded.text == text
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from ..git.listing import Candidate, FileTooLarge, Listing, discover, read_bytes
 from ..settings import FIELDS, Settings, Trust, load_settings
 from ..tokens import Tokenizer, may_hold_control_token
 from ..tokens.counter import Batch, TokenCounter, text_key
+from . import decode as decoding
 from . import fit as budgeting
 from . import render as styles
 from . import select as filters
@@ -349,11 +350,11 @@ def _read(root: Path, w: _Work, rules: filters.Rules, render_key: bytes) -> None
 def _decode(w: _Work) -> None:
     """Decode the bytes read and apply the skips that need the content."""
     data, w.data = w.data, b""
-    decoded = filters.decode(data)
-    if isinstance(decoded, filters.Reason):
+    decoded = decoding.decode(data)
+    if not isinstance(decoded, decoding.Decoded):
         w.reason = str(decoded)
         return
-    late = filters.by_content(data, decoded.text)
+    late = decoding.by_content(data, decoded.text)
     if late is not None:
         w.reason = str(late)
         return
