@@ -106,9 +106,10 @@ def test_broken_template_is_a_usage_error(tmp_path: Path) -> None:
 
 def test_changed_lines_of_a_unified_diff() -> None:
     diff = (
-        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,4 +1,5 @@\n x\n-y\n+Y\n+Z\n z\n"
-        "@@ -10,2 +11,2 @@\n k\n+new\n"
-        "diff --git a/gone.py b/gone.py\n--- a/gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n"
+        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1,3 +1,4 @@\n x\n-y\n+Y\n+Z\n z\n"
+        "@@ -10,1 +11,2 @@\n k\n+new\n"
+        "diff --git a/gone.py b/gone.py\ndeleted file mode 100644\nindex 1234567..0000000\n"
+        "--- a/gone.py\n+++ /dev/null\n@@ -1 +0,0 @@\n-bye\n"
     )
     assert changed_lines(diff) == {"a.py": frozenset({2, 3, 12})}
 
@@ -125,6 +126,38 @@ def test_diff_against_a_real_ref(make_repo: MakeRepo) -> None:
         diff_against(repo, "no-such-ref")
     with pytest.raises(UsageError):
         diff_against(repo, "--output=/tmp/x")
+
+
+def test_every_kind_of_change_parses(make_repo: MakeRepo) -> None:
+    repo = make_repo(
+        {
+            "keep.py": "a\nb\nc\n",
+            "gone.py": "bye\n",
+            "script.sh": "echo hi\n",
+            "img.bin": bytes(range(256)),
+            "tail.txt": "no newline",
+        }
+    )
+    git(repo, "checkout", "-q", "-b", "feature")
+    (repo / "keep.py").write_text("a\nB\nc\nd\n")
+    (repo / "gone.py").unlink()
+    (repo / "script.sh").chmod(0o755)
+    (repo / "img.bin").write_bytes(bytes(range(255, -1, -1)))
+    (repo / "tail.txt").write_text("no newline, still")
+    (repo / "empty.py").write_text("")
+    (repo / "new dir").mkdir()
+    (repo / "new dir" / "ünï code.py").write_text("x = 1\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "every kind")
+    diff = diff_against(repo, "main")
+    by_path = {f.path or f.old_path: f for f in diff.files}
+    assert by_path["keep.py"].added == frozenset({2, 4})
+    assert by_path["gone.py"].path == "" and by_path["gone.py"].added == frozenset()
+    assert by_path["img.bin"].binary
+    assert by_path["tail.txt"].added == frozenset({1})
+    assert by_path["new dir/ünï code.py"].added == frozenset({1})
+    assert diff.changed["keep.py"] == frozenset({2, 4})
+    assert [(h.start, h.end) for h in by_path["keep.py"].hunks] == [(1, 4)]
 
 
 def test_diff_outside_git_is_a_usage_error(tmp_path: Path) -> None:

@@ -10,15 +10,13 @@ from __future__ import annotations
 import os
 import re
 import stat
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import git
-
 from ..errors import UsageError
+from .repo import open_repo, run
 
 if TYPE_CHECKING:
     import pathspec
@@ -59,34 +57,29 @@ def discover(path: Path, *, tracked_only: bool = False) -> Listing:
     if not path.is_dir():
         raise UsageError(f"path is not a directory: {path}")
     root = path.resolve()
-    try:
-        repo = git.Repo(root, search_parent_directories=True)
-        top = repo.working_tree_dir
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        top = None
-    except git.GitCommandNotFound as exc:  # pragma: no cover - git missing entirely
-        raise UsageError("the git binary was not found", "install git") from exc
-    if top is None:
+    repo = open_repo(root)
+    if repo is None:
         return Listing(root, tuple(sorted(_walk(root), key=lambda c: c.path)), in_git=False)
     with repo:  # closed here, not by a finalizer at some later moment
-        return _git_listing(repo, Path(top).resolve(), root, tracked_only)
+        top = repo.working_tree_dir
+    if top is None:
+        raise UsageError(
+            f"{root} is inside a bare git repository: it has no work tree to pack",
+            "pack a clone or a worktree of it",
+        )
+    return _git_listing(Path(top).resolve(), root, tracked_only)
 
 
 _STAGED = re.compile(r"^([0-7]{6}) [0-9a-f]{40,64} [0-3]\t(.*)$", re.DOTALL)
 
 
-def _git_listing(repo: git.Repo, top: Path, root: Path, tracked_only: bool) -> Listing:
-    g = repo.git
+def _git_listing(top: Path, root: Path, tracked_only: bool) -> Listing:
     # One ls-files call, run inside the packed directory: git limits itself to it and prints paths
     # relative to it. Staged entries carry "mode sha stage<TAB>"; untracked ones are bare paths.
-    cmd = ["git", "-C", str(root), "-c", "core.quotePath=false", "ls-files", "-z", "--stage"]
+    args = ["ls-files", "-z", "--stage"]
     if not tracked_only:
-        cmd += ["--others", "--exclude-standard"]
-    try:
-        out = g.execute(cmd, strip_newline_in_stdout=False)
-    except git.GitCommandError as exc:
-        detail = " ".join(str(exc.stderr).split()) or str(exc)
-        raise UsageError(f"git could not list the files in {root}: {detail}") from exc
+        args += ["--others", "--exclude-standard"]
+    out = run(root, *args, what="ls-files (listing the files)").decode("utf-8", "surrogateescape")
     kinds: dict[str, str] = {}
     for entry in _split_z(out):
         staged = _STAGED.match(entry)
@@ -112,24 +105,21 @@ def _git_listing(repo: git.Repo, top: Path, root: Path, tracked_only: bool) -> L
             kinds[rel] = "symlink"
         else:
             sizes[rel] = info.st_size
-    attrs = _linguist_attributes(g, str(root), [p for p, k in kinds.items() if k == "file"])
+    attrs = _linguist_attributes(root, [p for p, k in kinds.items() if k == "file"])
     candidates = tuple(
         Candidate(p, kinds[p], attrs.get(p, frozenset()), sizes.get(p, 0)) for p in sorted(kinds)
     )
     return Listing(root, candidates, in_git=True, repo_root=top)
 
 
-def _linguist_attributes(g: git.Git, cwd: str, paths: list[str]) -> dict[str, frozenset[str]]:
+def _linguist_attributes(root: Path, paths: list[str]) -> dict[str, frozenset[str]]:
     """Read linguist-generated/-vendored for all paths in one ``git check-attr --stdin`` call."""
     if not paths:
         return {}
-    cmd = ["git", "-C", cwd, "check-attr", "-z", "--stdin", *LINGUIST_ATTRIBUTES]
-    handle = g.execute(cmd, istream=subprocess.PIPE, as_process=True)
-    proc = handle.proc
-    if proc is None:
-        return {}
-    stdout, _ = proc.communicate("\0".join(paths).encode("utf-8", "surrogateescape") + b"\0")
-    if proc.returncode != 0:
+    data = "\0".join(paths).encode("utf-8", "surrogateescape") + b"\0"
+    try:
+        stdout = run(root, "check-attr", "-z", "--stdin", *LINGUIST_ATTRIBUTES, stdin=data)
+    except UsageError:
         return {}
     fields = stdout.decode("utf-8", "surrogateescape").split("\0")
     found: dict[str, set[str]] = {}
