@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import UsageError
 from ..git.listing import Candidate, FileTooLarge, Listing, discover, read_bytes
+from ..git.repo import work_tree
 from ..settings import FIELDS, Settings, Trust, load_settings
 from ..tokens import Tokenizer, may_hold_control_token
 from ..tokens.counter import Batch, TokenCounter, text_key
@@ -122,14 +123,11 @@ def settings_for(
     ``repository`` says; see config.py), the environment, then ``overrides`` (flags)."""
     directories = [path]
     try:
-        import git
-
-        with git.Repo(path, search_parent_directories=True) as repo:
-            top = repo.working_tree_dir
-        if top is not None and Path(top).resolve() != path.resolve():
-            directories.insert(0, Path(top))
-    except Exception:  # not a repository, or git unusable: only the path's own file counts
-        pass
+        top = work_tree(path)
+    except UsageError:  # git unusable: only the path's own file counts
+        top = None
+    if top is not None and top != path.resolve():
+        directories.insert(0, top)
     return load_settings(directories, flags=overrides or {}, repository=repository)
 
 
