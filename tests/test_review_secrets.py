@@ -1,4 +1,4 @@
-"""Issue 5's bar: a review of a repository holding the seeded secrets sends none of them.
+"""A review of a repository holding the seeded secrets sends none of them.
 
 The bytes the loopback endpoint received are searched for every secret value, including the
 values a ``--base`` diff removes (they would appear on its ``-`` lines).

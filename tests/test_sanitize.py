@@ -16,7 +16,6 @@ from wholerepo.sanitize import (
     clean_text,
     code_span,
     code_text,
-    for_terminal,
     markdown_inline,
     markdown_text,
     neutralise_mentions,
@@ -112,7 +111,7 @@ def test_safe_url_drops_credentials_query_and_fragment() -> None:
 @given(st.text())
 @example("<!-- wholerepo")  # plain text once kept a marker intact (found by this test)
 def test_outputs_never_carry_control_characters(text: str) -> None:
-    for fn in (clean_text, one_line, for_terminal, markdown_text, markdown_inline, code_text, code_span):
+    for fn in (clean_text, one_line, markdown_text, markdown_inline, code_text, code_span):
         out = fn(text)
         assert not CONTROL.search(out), (fn.__name__, out)
         assert "\x1b" not in out

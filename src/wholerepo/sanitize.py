@@ -74,11 +74,6 @@ def one_line(text: object, limit: int = 300) -> str:
     return cap(_SPACES.sub(" ", clean_text(text, limit * 2 + 64)).strip(), limit)
 
 
-def for_terminal(text: object, limit: int = 20_000) -> str:
-    """Text safe to print on a terminal (no escape sequences, no bidi reordering)."""
-    return clean_text(text, limit)
-
-
 def neutralise_markers(text: str) -> str:
     """Break every HTML comment opener so model text can never forge a wholerepo marker."""
     return _COMMENT_OPEN.sub("<" + ZWSP, text)

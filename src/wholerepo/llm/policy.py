@@ -13,9 +13,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from ..errors import UsageError
+from ..sanitize import safe_url
 from ..settings import Settings
 
 DEEPSEEK_KEY = "DEEPSEEK_API_KEY"
@@ -32,17 +33,7 @@ def is_deepseek(url: str) -> bool:
 
 def public_url(url: str) -> str:
     """The URL without user:password, query or fragment, fit to print and save."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return url.split("@")[-1].split("?")[0].split("#")[0]
-    netloc = parts.hostname or ""
-    if ":" in netloc:
-        netloc = f"[{netloc}]"
-    if port:
-        netloc += f":{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    return safe_url(url)
 
 
 def key_variables(base_url: str, api_key_env: str | None) -> tuple[str, ...]:

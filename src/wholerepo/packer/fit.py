@@ -155,7 +155,6 @@ class Item:
 
     path: str
     tokens: int  # the file's section
-    extra: int = 0  # its share of the header (its tree line), an estimate refined by the caller
 
 
 def rank_order(items: Sequence[Item]) -> list[Item]:
@@ -167,7 +166,7 @@ def select(items: Sequence[Item], budget: int) -> set[str]:
     chosen: set[str] = set()
     used = 0
     for item in rank_order(items):
-        cost = item.tokens + item.extra
+        cost = item.tokens
         if used + cost <= budget:
             chosen.add(item.path)
             used += cost

@@ -16,7 +16,7 @@ class PackedFile:
     """One path git lists, and what the pack did with it."""
 
     path: str
-    status: str  # included | compressed | truncated | skipped
+    status: str  # included | skipped (FileStatus)
     reason: str | None
     tokens: int
     bytes: int

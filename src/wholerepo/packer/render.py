@@ -13,8 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-# How line numbers look. Measured on pytest's repository with the V4 tokenizer (bench/README.md).
-LINE_PREFIX = "{n}|"
+from ..languages import language_of as language_of
 
 
 def number_lines(text: str, mode: str, interval: int = 10) -> str:
@@ -118,51 +117,6 @@ def _backtick_fence(text: str) -> str:
 def _equals_rule(text: str) -> str:
     longest = max((len(m) for m in re.findall(r"^=+", text, flags=re.MULTILINE)), default=0)
     return "=" * max(16, longest + 1)
-
-
-_LANGUAGES = {
-    "py": "python",
-    "pyi": "python",
-    "js": "javascript",
-    "mjs": "javascript",
-    "cjs": "javascript",
-    "ts": "typescript",
-    "tsx": "tsx",
-    "jsx": "jsx",
-    "rs": "rust",
-    "go": "go",
-    "java": "java",
-    "kt": "kotlin",
-    "c": "c",
-    "h": "c",
-    "cc": "cpp",
-    "cpp": "cpp",
-    "hpp": "cpp",
-    "cs": "csharp",
-    "rb": "ruby",
-    "php": "php",
-    "sh": "bash",
-    "bash": "bash",
-    "md": "markdown",
-    "rst": "rst",
-    "toml": "toml",
-    "yaml": "yaml",
-    "yml": "yaml",
-    "json": "json",
-    "html": "html",
-    "css": "css",
-    "sql": "sql",
-    "swift": "swift",
-    "scala": "scala",
-    "lua": "lua",
-    "r": "r",
-    "txt": "text",
-}
-
-
-def language_of(path: str) -> str:
-    ext = path.rsplit(".", 1)[-1].lower() if "." in path.rsplit("/", 1)[-1] else ""
-    return _LANGUAGES.get(ext, "")
 
 
 def render_header(style: str, header: Header, files: int) -> str:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import functools
 import math
-import posixpath
 from typing import Any
 
 import jinja2
 
+from ..languages import language_of
 from ..reviewer.findings import SEVERITIES, Finding, Unverified
 from ..sanitize import (
     backtick_fence,
@@ -43,15 +43,6 @@ REASONS = {
     "missing-title": "the finding has neither a title nor a body",
     "invalid-finding": "the item is not a finding object",
 }
-
-_LANGUAGES = {
-    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".ts": "typescript", ".tsx": "tsx", ".jsx": "jsx", ".go": "go", ".rs": "rust", ".java": "java",
-    ".kt": "kotlin", ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".cs": "csharp",
-    ".rb": "ruby", ".php": "php", ".swift": "swift", ".scala": "scala", ".sh": "bash", ".bash": "bash",
-    ".sql": "sql", ".html": "html", ".css": "css", ".json": "json", ".yaml": "yaml", ".yml": "yaml",
-    ".toml": "toml", ".md": "markdown", ".xml": "xml", ".lua": "lua", ".r": "r", ".dart": "dart",
-}  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,7 +137,7 @@ def _finding_view(f: Finding) -> dict[str, Any]:
         "body": blockquote(body) if body else "",
         "quote": quote,
         "fence": backtick_fence(quote),
-        "language": _LANGUAGES.get(posixpath.splitext(f.path)[1].lower(), ""),
+        "language": language_of(f.path),
         "suggestion": blockquote(suggestion) if suggestion else "",
         "fingerprint": f.fingerprint,
     }
