@@ -610,7 +610,9 @@ def _review_summary(result: Any, written: list[str]) -> None:
     line = f"wholerepo: {len(result.verified)} verified findings"
     if counts:
         line += f" ({counts})"
-    line += f", {len(result.unverified)} unverified"
+    line += f", {len(result.unanchored)} unanchored, {len(result.unverified)} unverified"
+    if result.merged:
+        line += f", {result.merged} duplicates merged"
     if result.partial:
         line += " [partial]"
     _echo_err(line)

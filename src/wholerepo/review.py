@@ -326,6 +326,7 @@ def _result(
         summary=parsed.summary,
         verified=checked.verified,
         unverified=checked.unverified,
+        unanchored=checked.unanchored,
         model=settings.model,
         endpoint=public_url(settings.base_url),
         tokenizer=settings.tokenizer,

@@ -25,7 +25,7 @@ class ReviewResult:
 
     summary: str
     verified: tuple[Finding, ...]
-    unverified: tuple[Unverified, ...]
+    unverified: tuple[Unverified, ...]  # rejected
     model: str
     endpoint: str
     tokenizer: str
@@ -40,6 +40,12 @@ class ReviewResult:
     files_reviewed: int = 0
     prompt_name: str = "review"
     warnings: tuple[str, ...] = ()
+    unanchored: tuple[Unverified, ...] = ()  # may be true, place not confirmed: never shown as verified
+
+    @property
+    def merged(self) -> int:
+        """How many findings were merged into others as duplicates."""
+        return sum(len(f.merged_titles) for f in self.verified)
 
 
 FORMAT_FILENAMES = {"markdown": "review.md", "sarif": "review.sarif", "json": "review.json"}
