@@ -333,7 +333,7 @@ _DEFINED = re.compile(r"^\s*(?:async\s+)?(?:def|class)\s+([A-Za-z_][A-Za-z0-9_]*
 _UNICODE = str.maketrans(
     {
         **dict.fromkeys("“”„‟″«»", '"'),
-        **dict.fromkeys("‘’‚‛′`´", "'"),
+        **dict.fromkeys("‘’‚‛′´", "'"),
         **dict.fromkeys("–—―‐‑‒−", "-"),
         "…": "...",
         "\u00a0": " ",
@@ -354,7 +354,7 @@ def split_lines(text: str) -> list[str]:
 
 
 def canonical(text: str) -> str:
-    """Unicode quotes, dashes and ellipses as ASCII; backticks as apostrophes. For both sides."""
+    """Unicode quotes, dashes and ellipses as ASCII (applied to the quote and the code alike)."""
     return text.translate(_UNICODE)
 
 
