@@ -8,40 +8,14 @@ from typing import Any
 import pytest
 from rapidfuzz import fuzz
 
+from test_findings import APP, item
 from wholerepo.findings import LOCATIONS, Verification, response_schema, verify
 from wholerepo.prompts import render_instructions
 from wholerepo.verify import NEAR_SIMILARITY, merge_duplicates, resolve_path
 
-APP = (
-    "import os\n"  # 1
-    "\n"  # 2
-    "\n"  # 3
-    "def run(user_input):\n"  # 4
-    "    query = f\"SELECT * FROM t WHERE name = '{user_input}'\"\n"  # 5
-    "    os.system('ls ' + user_input)\n"  # 6
-    "    return eval(user_input)\n"  # 7
-    "\n"  # 8
-    "\n"  # 9
-    "if 1 < 2 & 3:\n"  # 10
-    "    pass\n"  # 11
-)
 FILES = {"src/app.py": APP, "README.md": "# Demo\n\nHello.\n", "docs/guide.md": "Use `run` carefully.\n"}
-
-
-def item(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "path": "src/app.py",
-        "start_line": 7,
-        "end_line": 7,
-        "severity": "high",
-        "category": "security",
-        "title": "eval of user input",
-        "body": "Arbitrary code execution.",
-        "suggestion": None,
-        "quote": "return eval(user_input)",
-    }
-    base.update(overrides)
-    return base
+# APP, line by line: 1 import os | 4 def run(user_input): | 5 query = f"SELECT ..." |
+# 6 os.system('ls ' + user_input) | 7 return eval(user_input) | 10 if 1 < 2 & 3: | 11 pass
 
 
 def one(result: Verification) -> tuple[int, int, str]:
