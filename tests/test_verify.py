@@ -178,11 +178,14 @@ def test_code_that_holds_an_ellipsis_is_matched_as_it_is() -> None:
 
 
 def test_near_match_only_at_the_cited_lines() -> None:
-    renamed = "return eval(user_value)"  # one identifier changed
-    assert one(verify([item(quote=renamed)], FILES)) == (7, 7, "quote-near")
-    assert one(verify([item(quote=renamed, start_line=5, end_line=5)], FILES)) == (7, 7, "quote-near")
-    far = verify([item(quote=renamed, start_line=1, end_line=1)], FILES)
+    renamed = "os.system('ls ' + user_value)"  # one identifier changed
+    assert one(verify([item(quote=renamed, start_line=6, end_line=6)], FILES)) == (6, 6, "quote-near")
+    assert one(verify([item(quote=renamed, start_line=4, end_line=4)], FILES)) == (6, 6, "quote-near")
+    far = verify([item(quote=renamed, start_line=11, end_line=11)], FILES)
     assert set_apart(far) == ("unverified", "quote-not-found")
+    # A rename that leaves too little else to compare is no match: `eval` is all that is left.
+    thin = verify([item(quote="return eval(user_value)")], FILES)
+    assert set_apart(thin) == ("unverified", "quote-not-found")
 
 
 CODE = (
@@ -402,8 +405,11 @@ def test_merging_many_findings_keeps_those_apart_apart() -> None:
 
 
 def test_merge_duplicates_prefers_the_more_certain_location_on_a_tie() -> None:
-    (near,) = verify([item(quote="return eval(user_value)")], FILES).verified
-    (exact,) = verify([item()], FILES).verified
+    shell = "os.system('ls ' + user_input)"
+    (near,) = verify(
+        [item(quote=shell.replace("user_input", "cmd"), start_line=6, end_line=6)], FILES
+    ).verified
+    (exact,) = verify([item(quote=shell, start_line=6, end_line=6)], FILES).verified
     assert near.location == "quote-near" and exact.location == "quote-exact"
     (kept,) = merge_duplicates([near, exact])
     assert kept.location == "quote-exact" and kept.merged_titles == (near.title,)
@@ -421,3 +427,11 @@ def test_the_model_is_asked_for_a_short_verbatim_quote() -> None:
     assert "one to three consecutive lines" in text and "without a ``` fence" in text
     assert 'without "..." or "…"' in text and "no leading" in text
     assert set(LOCATIONS) == {"quote-exact", "quote-normalised", "quote-near", "cited-lines"}
+
+
+def test_a_loose_match_never_moves_a_finding() -> None:
+    # Whitespace or an ellipsis ignored: good enough to confirm the cited lines, not to move.
+    for quote in ("os.system(...user_input)", "os.system('ls '+user_input)"):
+        assert one(verify([item(quote=quote, start_line=6, end_line=6)], FILES))[:2] == (6, 6)
+        far = verify([item(quote=quote, start_line=11, end_line=11)], FILES)
+        assert set_apart(far) == ("unverified", "quote-not-found")

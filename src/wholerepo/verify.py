@@ -14,8 +14,9 @@ records how (``Finding.location``):
   lines contain more of it.
 
 When the quote is found its lines win over the cited ones. A quote found away from the cited
-lines moves the finding there only when it is long enough and found once, or a copied ``N|``
-number or the cited lines clearly pick one of its copies. A finding whose claim may be true but
+lines moves the finding there only when it matched line by line (not with whitespace or ellipses
+ignored), is long enough, and is found once, or a copied ``N|`` number or the cited lines clearly
+pick one of its copies. A finding whose claim may be true but
 whose place is not confirmed is **unanchored** (set apart, never reported as verified); the rest
 are **unverified** (rejected) with a reason.
 
@@ -691,14 +692,15 @@ def anchor_quote(quote: Quote, index: FileIndex, cited: Span | None, fields: Fie
                 and not index.supports(named_in(fields), span[0], span[1], compete=False)
             ):
                 return "weak-quote"
-            if quote.cut and span[0] == start and span[1] < end <= span[1] + GAP_LINES:
+            if found.tier == 3 and quote.cut and span[0] == start and span[1] < end <= span[1] + GAP_LINES:
                 span = (start, end)  # the cited lines say where the cut quote ends
             return span, found.location, found.shown
         near = _near_match(quote, index, start, end)
         if near is not None:
             return near, QUOTE_NEAR, ""
-    # 3. Anywhere: move the finding only on firm evidence.
-    found = _search(quote, index, 1, total)
+    # 3. Anywhere: move the finding only on firm evidence. A quote that matches only with its
+    # whitespace or ellipses ignored is too loose to place a finding away from the cited lines.
+    found = _search(quote, index, 1, total, tiers=2)
     if found is None:
         return None
     spans = found.spans
@@ -759,19 +761,24 @@ def _lines_agree(wanted: Sequence[str], lines: Sequence[str]) -> bool:
 
 
 def _renamed(wanted: Sequence[str], lines: Sequence[str]) -> bool:
-    """The lines are the same but for one identifier renamed, in a line of at least five tokens."""
-    changed = 0
+    """The lines are the same but for one identifier renamed, and keep at least two other names
+    (keywords and ``self`` aside): ``rv = self.run(ctx)`` for ``rv = self.invoke(ctx)``, never
+    ``if self.b:`` for ``if self.a:``."""
+    renamed: tuple[str, str] | None = None
+    kept: set[str] = set()
     for a, b in zip(wanted, lines, strict=True):
-        if a == b:
-            continue
         ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
-        if len(ta) != len(tb) or len(ta) < 5:
+        if len(ta) != len(tb):
             return False
-        diff = [(x, y) for x, y in zip(ta, tb, strict=True) if x != y]
-        if len(diff) != 1 or not all(_IDENT.fullmatch(t) for t in diff[0]):
-            return False
-        changed += 1
-    return changed == 1
+        for x, y in zip(ta, tb, strict=True):
+            if x == y:
+                if _IDENT.fullmatch(y) and y.lower() not in _NOT_NAMES:
+                    kept.add(y)
+            elif renamed is None and _IDENT.fullmatch(x) and _IDENT.fullmatch(y):
+                renamed = (x, y)
+            else:
+                return False
+    return renamed is not None and len(kept - set(renamed)) >= 2
 
 
 # --------------------------------------------------------------------------- what a finding names
