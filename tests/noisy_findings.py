@@ -394,7 +394,7 @@ def _true_cases(rng: random.Random, corpus: _Corpus, pool: Sequence[str], slip: 
             Case(tag, slip, "true", other, path, start, end),
         ]
     elif slip == "duplicate-quote":
-        other = dict(item, title=f"{_text(rng, corpus, path, start, end)[0]} [#{tag + 1}]", category="bug")
+        other = dict(item, title=f"{_text(rng, corpus, path, start, end)[0]} [#{tag + 1}]")
         return [
             Case(tag, slip, "true", item, path, start, end),
             Case(tag + 1, slip, "true", other, path, start, end),

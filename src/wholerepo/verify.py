@@ -416,40 +416,79 @@ class _Flat:
             return 0, 0
         return self.starts[lo - 1], self.starts[hi] if hi < n else len(self.text)
 
-    def spans(self, needle: str, lo: int, hi: int) -> list[Span]:
-        """Where ``needle`` (no whitespace) occurs starting on lines lo..hi."""
-        if not needle:
+    def _find(self, needle: Needle, begin: int, stop: int) -> int:
+        """The first occurrence of ``needle`` starting in begin..stop-1 whose line breaks fall where
+        the quote had whitespace or between two tokens (never inside a word), or -1."""
+        text, starts = self.text, self.starts
+        position = text.find(needle.text, begin, stop + len(needle.text) - 1)
+        while 0 <= position < stop:
+            first = bisect.bisect_right(starts, position)
+            last = bisect.bisect_left(starts, position + len(needle.text))
+            if all(needle.may_break(starts[i] - position) for i in range(first, last)):
+                return position
+            position = text.find(needle.text, position + 1, stop + len(needle.text) - 1)
+        return -1
+
+    def spans(self, needle: Needle, lo: int, hi: int) -> list[Span]:
+        """Where ``needle`` occurs starting on lines lo..hi."""
+        if not needle.text:
             return []
         begin, stop = self.bounds(lo, hi)
         found: list[Span] = []
-        position = self.text.find(needle, begin, stop + len(needle) - 1)
-        while position >= 0 and position < stop:
-            span = (self.line_of(position), self.line_of(position + len(needle) - 1))
+        position = self._find(needle, begin, stop)
+        while position >= 0:
+            span = (self.line_of(position), self.line_of(position + len(needle.text) - 1))
             if not found or found[-1] != span:
                 found.append(span)
-            position = self.text.find(needle, position + 1, stop + len(needle) - 1)
+            position = self._find(needle, position + 1, stop)
         return found
 
-    def gap_spans(self, pieces: Sequence[str], lo: int, hi: int) -> list[Span]:
+    def gap_spans(self, pieces: Sequence[Needle], lo: int, hi: int) -> list[Span]:
         """Where ``pieces`` occur in order, each within GAP_LINES lines of the one before."""
         found: list[Span] = []
         begin, stop = self.bounds(lo, hi)
-        head = pieces[0]
-        position = self.text.find(head, begin, stop + len(head) - 1)
-        while 0 <= position < stop:
-            end = position + len(head)
+        position = self._find(pieces[0], begin, stop)
+        while position >= 0:
+            end = position + len(pieces[0].text)
             for piece in pieces[1:]:
                 _, limit = self.bounds(1, self.line_of(end - 1) + GAP_LINES)
-                at = self.text.find(piece, end, limit)
+                at = self._find(piece, end, max(end, limit - len(piece.text) + 1))
                 if at < 0:
                     break
-                end = at + len(piece)
+                end = at + len(piece.text)
             else:
                 span = (self.line_of(position), self.line_of(end - 1))
                 if not found or found[-1][0] != span[0]:
                     found.append(span)
-            position = self.text.find(head, position + 1, stop + len(head) - 1)
+            position = self._find(pieces[0], position + 1, stop)
         return found
+
+
+def _word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+@dataclass(frozen=True)
+class Needle:
+    """Text with its whitespace removed, remembering where the whitespace was."""
+
+    text: str
+    breaks: frozenset[int]  # offsets in ``text`` that had whitespace before them
+
+    @classmethod
+    def of(cls, text: str) -> Needle:
+        out: list[str] = []
+        breaks: set[int] = set()
+        for ch in text:
+            if ch.isspace():
+                breaks.add(len(out))
+            else:
+                out.append(ch)
+        return cls("".join(out), frozenset(breaks))
+
+    def may_break(self, offset: int) -> bool:
+        """Whether a line of the file may end just before ``offset``."""
+        return offset in self.breaks or not (_word(self.text[offset - 1]) and _word(self.text[offset]))
 
 
 class FileIndex:
@@ -533,8 +572,8 @@ class Quote:
 
     exact: tuple[tuple[str, tuple[str, ...]], ...]  # (text as shown, whitespace-normalised lines)
     canon: tuple[tuple[str, ...], ...]  # the repaired variants' lines, canonical
-    flat: str  # the repaired quote without any whitespace
-    pieces: tuple[str, ...]  # between the ellipses, without whitespace; () when there are none
+    flat: Needle  # the repaired quote without any whitespace
+    pieces: tuple[Needle, ...]  # between the ellipses, without whitespace; () when there are none
     hint: int | None  # the first line a copied "N|" number says the quote starts at
     strength: int  # non-space characters of code (ellipses aside)
     cut: bool  # it ends in an ellipsis: the code it stands for may go on for a line or two
@@ -610,12 +649,12 @@ def prepare_quote(raw: str) -> Quote | None:
     if not canon:
         return None
     joined = "\n".join(canon[0])
-    flat = "".join(joined.split())
-    pieces: tuple[str, ...] = ()
+    flat = Needle.of(joined)
+    pieces: tuple[Needle, ...] = ()
     if _ELLIPSIS.search(joined):
-        pieces = tuple(p for p in ("".join(part.split()) for part in _ELLIPSIS.split(joined)) if p)
-    strength = sum(len(p) for p in pieces) if pieces else len(flat)
-    cut = bool(pieces) and flat.endswith(("...", "…"))
+        pieces = tuple(p for p in (Needle.of(part) for part in _ELLIPSIS.split(joined)) if p.text)
+    strength = sum(len(p.text) for p in pieces) if pieces else len(flat.text)
+    cut = bool(pieces) and flat.text.endswith("...")
     return Quote(tuple(exact), tuple(canon), flat, pieces, hint, strength, cut)
 
 
@@ -740,7 +779,7 @@ def _near_match(quote: Quote, index: FileIndex, start: int, end: int) -> Span | 
         if e > index.total:
             break
         lines = flat.parts[s - 1 : e]
-        similarity = fuzz.ratio(quote.flat, "".join(lines))
+        similarity = fuzz.ratio(quote.flat.text, "".join(lines))
         if similarity >= NEAR_SIMILARITY and _lines_agree(wanted_flat, lines):
             pass
         elif _renamed(wanted, index.canon.lines[s - 1 : e]):
