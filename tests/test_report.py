@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wholerepo.findings import CATEGORIES, SEVERITIES, Finding, Unverified, verify
+from wholerepo.findings import CATEGORIES, LOCATIONS, SEVERITIES, Finding, Unverified, verify
 from wholerepo.report import FORMAT_FILENAMES, ReviewResult, Usage, render
 from wholerepo.sanitize import MARKER_PREFIX
 
@@ -363,6 +363,8 @@ findings_st = st.builds(
     in_diff=st.none() | st.booleans(),
     moved_from=st.none() | st.integers(min_value=1, max_value=1000),
     fingerprint=st.text(max_size=40),
+    location=st.sampled_from(LOCATIONS),
+    merged_titles=st.lists(texts, max_size=3).map(tuple),
 )
 unverified_st = st.builds(
     Unverified,
@@ -396,6 +398,7 @@ results_st = st.builds(
     files_reviewed=st.integers(min_value=0, max_value=10**5),
     prompt_name=texts,
     warnings=st.lists(texts, max_size=2).map(tuple),
+    unanchored=st.lists(unverified_st, max_size=3).map(tuple),
 )
 
 
@@ -404,13 +407,23 @@ results_st = st.builds(
 def test_every_renderer_on_arbitrary_results(r: ReviewResult) -> None:
     sarif = json.loads(render("sarif", r))
     assert_valid_sarif(sarif)
-    assert len(sarif["runs"][0]["results"]) == len(r.verified)
+    results = sarif["runs"][0]["results"]
+    assert len(results) == len(r.verified)
+    assert sorted(res["properties"]["location"] for res in results) == sorted(f.location for f in r.verified)
+    assert sarif["runs"][0]["properties"]["unanchored_findings"] == len(r.unanchored)
 
     data = json.loads(render("json", r))
     assert len(data["verified"]) == len(r.verified) and len(data["unverified"]) == len(r.unverified)
+    assert len(data["unanchored"]) == len(r.unanchored)
+    assert data["merged"] == sum(len(f.merged_titles) for f in r.verified)
+    assert all(isinstance(t, str) for f in data["verified"] for t in f["merged_titles"])
     render("json", r).encode("utf-8")
 
     md = render("markdown", r)
     md.encode("utf-8")
+    assert (
+        f"{len(r.verified)} verified, {len(r.unanchored)} unanchored, {len(r.unverified)} unverified." in md
+    )
+    assert ("\n## Unanchored (" in md) == bool(r.unanchored)
     assert not CONTROL.search(md)
     assert "\x1b" not in md and MARKER_PREFIX not in md and "<!--" not in md

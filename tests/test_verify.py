@@ -435,3 +435,19 @@ def test_a_loose_match_never_moves_a_finding() -> None:
         assert one(verify([item(quote=quote, start_line=6, end_line=6)], FILES))[:2] == (6, 6)
         far = verify([item(quote=quote, start_line=11, end_line=11)], FILES)
         assert set_apart(far) == ("unverified", "quote-not-found")
+
+
+def test_the_function_a_finding_names_picks_among_copies() -> None:
+    copy = "    value = resolve_thing(ctx)\n"
+    text = "def alpha(ctx):\n" + copy + "    return value\n\n\ndef beta(ctx):\n" + copy + "    return value\n"
+    files = {"ab.py": text}
+    in_beta = item(
+        path="ab.py", quote=copy, start_line=None, end_line=None, body="In `beta`, the value leaks."
+    )
+    (f,) = verify([in_beta], files).verified
+    assert (f.start_line, f.location) == (7, "quote-exact")
+    in_neither = dict(in_beta, body="The value leaks.")
+    assert set_apart(verify([in_neither], files)) == ("unanchored", "repeated-quote")
+    # At the cited lines the quote stands: the name does not move it to the other copy.
+    (g,) = verify([dict(in_beta, start_line=2, end_line=2)], files).verified
+    assert g.start_line == 2

@@ -47,7 +47,7 @@ FLOORS: dict[str, tuple[float, float]] = {
     "comma-spaces": (1.0, 0.0),
     "null-swapped": (0.9, 0.0),
     "null-shifted": (0.0, 0.15),  # no quote and wrong lines: unanchored, a few slip through
-    "repeated": (0.1, 0.15),  # copies of the code: unanchored unless a hint picks one
+    "repeated": (0.25, 0.15),  # copies of the code: unanchored unless a hint picks one
     "end-past-eof": (1.0, 0.0),
     "off-by-one": (0.99, 0.01),
     "duplicate-title": (1.0, 0.0),

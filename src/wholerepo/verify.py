@@ -15,10 +15,11 @@ records how (``Finding.location``):
 
 When the quote is found its lines win over the cited ones. A quote found away from the cited
 lines moves the finding there only when it matched line by line (not with whitespace or ellipses
-ignored), is long enough, and is found once, or a copied ``N|`` number or the cited lines clearly
-pick one of its copies. A finding whose claim may be true but
-whose place is not confirmed is **unanchored** (set apart, never reported as verified); the rest
-are **unverified** (rejected) with a reason.
+ignored), is long enough, and is found once, or when one of its copies is picked by a copied
+``N|`` number, by the function or class the finding names, or by the cited lines being clearly
+nearest to it. A finding whose claim may be true but whose place is not confirmed is
+**unanchored** (set apart, never reported as verified); the rest are **unverified** (rejected)
+with a reason.
 
 Only the ``files`` mapping is consulted: a path is a key there or nothing; no file is opened.
 Cost is near-linear: searches start at the cited lines, each file is indexed once, and merging
@@ -503,6 +504,7 @@ class FileIndex:
         self._names: list[frozenset[str]] | None = None
         self._frequency: Counter[str] | None = None
         self._defined: frozenset[str] = frozenset()
+        self._enclosing: list[str | None] | None = None
 
     @property
     def canon(self) -> _Lines:
@@ -526,6 +528,23 @@ class FileIndex:
     def names(self, line: int) -> frozenset[str]:
         """The identifiers on a line (1-based), lower-cased."""
         return self._name_table()[0][line - 1]
+
+    def enclosing(self, line: int) -> str | None:
+        """The name of the innermost function or class a line (1-based) belongs to, lower-cased."""
+        if self._enclosing is None:
+            owners: list[str | None] = []
+            stack: list[tuple[int, str]] = []
+            for text in self.raw:
+                if text.strip():
+                    indent = len(text) - len(text.lstrip())
+                    while stack and stack[-1][0] >= indent:
+                        stack.pop()
+                    defined = _DEFINED.match(text)
+                    if defined:
+                        stack.append((indent, defined.group(1).lower()))
+                owners.append(stack[-1][1] if stack else None)
+            self._enclosing = owners
+        return self._enclosing[line - 1]
 
     def rare(self, name: str) -> bool:
         """A name on few enough of the file's lines to say where a finding is."""
@@ -747,6 +766,11 @@ def anchor_quote(quote: Quote, index: FileIndex, cited: Span | None, fields: Fie
         return "weak-quote"
     if len(spans) == 1:
         return spans[0], found.location, found.shown
+    # The finding names the function or class that holds exactly one of the copies.
+    named = named_in(fields)
+    owned = [s for s in spans if index.enclosing(s[0]) in named]
+    if len(owned) == 1:
+        return owned[0], found.location, found.shown
     target = cited if cited is not None else ((quote.hint, quote.hint) if quote.hint else None)
     if target is None:
         return "repeated-quote"
