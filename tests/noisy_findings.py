@@ -7,6 +7,9 @@ model makes; it adds fabricated findings (quotes that do not occur, a real first
 around a made-up middle, a real line of another file) and generic made-up ones. ``score()`` runs
 the outcome of verification back to the cases by a tag in each title.
 
+It also reads the outcome back out of the three reports (``rows_from_json`` / ``_sarif`` /
+``_markdown``), so that they can be compared with each other and with the library.
+
 Used by tests/test_verify_noise.py and bench/verify_noise.py. Pure: the same seed gives the same
 cases, byte for byte.
 """
@@ -22,6 +25,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from wholerepo.findings import Verification
 
 DATA = Path(__file__).parent / "data" / "click"
 NAMES = ("core", "types", "parser", "utils", "decorators")
@@ -530,10 +535,116 @@ def markdown_table(score: Score) -> str:
         "| slip | n | right lines | wrong place | rejected | unanchored |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for slip, counts in score.table.items():
+    order = [*SLIPS, *FABRICATED, *GENERIC]
+    for slip, counts in sorted(score.table.items(), key=lambda kv: order.index(kv[0])):
         n = sum(counts.values())
         rows.append(
             f"| {slip} | {n} | {counts['right']} | {counts['wrong']} | {counts['rejected']}"
             f" | {counts['unanchored'] + counts['missing']} |"
         )
     return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------- reading the reports
+
+
+def sample(cases: list[Case], per_slip: int = 4) -> list[Case]:
+    """The first ``per_slip`` cases of each slip (both halves of a duplicate pair)."""
+    taken: dict[str, int] = {}
+    chosen: list[Case] = []
+    for case in cases:
+        if taken.get(case.slip, 0) < per_slip:
+            taken[case.slip] = taken.get(case.slip, 0) + 1
+            chosen.append(case)
+    tags = {c.tag for c in chosen}
+    return [c for c in cases if c.tag in tags]
+
+
+Row = tuple[int, str, int, int, str, frozenset[int]]  # tag, path, start, end, location, merged tags
+
+
+def tag(title: str) -> int:
+    found = tag_of(title)
+    return -1 if found is None else found
+
+
+def tags_in(titles: Any) -> frozenset[int]:
+    return frozenset(int(m) for t in titles for m in _TAG.findall(t))
+
+
+def rows_from_json(data: dict[str, Any]) -> tuple[set[Row], set[int], set[int]]:
+    verified = {
+        (tag(f["title"]), f["path"], f["start_line"], f["end_line"], f["location"],
+         tags_in(f["merged_titles"]))
+        for f in data["verified"]
+    }  # fmt: skip
+    return (
+        verified,
+        {tag(u["title"]) for u in data["unanchored"]},
+        {tag(u["title"]) for u in data["unverified"]},
+    )
+
+
+def rows_from_sarif(doc: dict[str, Any]) -> set[Row]:
+    rows: set[Row] = set()
+    for result in doc["runs"][0]["results"]:
+        where = result["locations"][0]["physicalLocation"]
+        region = where["region"]
+        rows.add(
+            (
+                tag(result["message"]["text"]),
+                where["artifactLocation"]["uri"],
+                region["startLine"],
+                region["endLine"],
+                result["properties"]["location"],
+                tags_in(result["properties"].get("merged_titles", [])),
+            )
+        )
+    return rows
+
+
+_MD_FINDING = re.compile(r"^#### (.+)\n\n`([^`]+?):(\d+)(?:-(\d+))?` · \w+ · ([^·\n]+)(.*)\n", re.MULTILINE)
+_MD_LISTED = re.compile(r"^- \*\*(.+?)\*\* \(\w+, \w+\) at ", re.MULTILINE)
+_MD_ALSO = re.compile(r"^Also reported as: (.+)$", re.MULTILINE)
+
+
+def rows_from_markdown(md: str) -> tuple[set[Row], set[int], set[int]]:
+    from wholerepo.report.markdown import LOCATION_TEXT  # here: an older wholerepo has none
+
+    methods = {text: name for name, text in LOCATION_TEXT.items()}
+    sections = {part.split("\n", 1)[0].split(" (")[0]: part for part in re.split(r"\n(?=## )", md)}
+    blocks = sections["## Findings"].split("\n#### ")
+    rows: set[Row] = set()
+    for block in blocks[1:]:
+        match = _MD_FINDING.match("#### " + block)
+        assert match is not None, block[:300]
+        title, path, start, end, method, _meta = match.groups()
+        also = _MD_ALSO.search(block)
+        merged = tags_in([also.group(1)]) if also else frozenset()
+        rows.add((tag(title), path, int(start), int(end or start), methods[method.strip()], merged))
+    unanchored = {tag(t) for t in _MD_LISTED.findall(sections.get("## Unanchored", ""))}
+    unverified = {tag(t) for t in _MD_LISTED.findall(sections.get("## Unverified", ""))}
+    return rows, unanchored, unverified
+
+
+def rows_from_verification(v: Verification) -> tuple[set[Row], set[int], set[int]]:
+    verified = {
+        (tag(f.title), f.path, f.start_line, f.end_line, f.location, tags_in(f.merged_titles))
+        for f in v.verified
+    }
+    return (
+        verified,
+        {tag(u.title) for u in v.unanchored},
+        {tag(u.title) for u in v.unverified},
+    )
+
+
+def placements_from_rows(rows: tuple[set[Row], set[int], set[int]]) -> dict[int, Placed]:
+    """Each tag's outcome, from the rows read out of a report (as placements() reads a Verification)."""
+    verified, unanchored, unverified = rows
+    placed: dict[int, Placed] = {t: Placed("unverified") for t in unverified}
+    placed.update({t: Placed("unanchored") for t in unanchored})
+    for r in verified:
+        for t in (r[0], *r[5]):
+            placed[t] = Placed("verified", r[1], r[2], r[3], r[4])
+    return placed

@@ -17,7 +17,6 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -27,7 +26,6 @@ from conftest import MakeRepo
 from fake_openai import Chat, FakeOpenAI
 from wholerepo.cli import main
 from wholerepo.findings import LOCATIONS, Verification, verify
-from wholerepo.report.markdown import LOCATION_TEXT
 
 GOAL_RIGHT = 0.95
 GOAL_WRONG = 0.01
@@ -134,7 +132,7 @@ def test_every_verified_finding_says_how_it_was_placed(
     assert "clean" not in by_location["quote-near"] | by_location["cited-lines"]
     # Duplicates are merged into one finding that keeps every title, and counted.
     assert verification.merged >= 4
-    kept = [tags_in((f.title, *f.merged_titles)) for f in verification.verified]
+    kept = [nf.tags_in((f.title, *f.merged_titles)) for f in verification.verified]
     pairs = sorted(c.tag for c in cases if c.slip == "duplicate-quote")  # (t, t + 1) each
     assert pairs and all(b == a + 1 for a, b in zip(pairs[::2], pairs[1::2], strict=True))
     for tag in pairs[::2]:
@@ -144,99 +142,12 @@ def test_every_verified_finding_says_how_it_was_placed(
 # --------------------------------------------------------------------------- through the CLI
 
 KEY = "sk-noise-7a1c"
-_TAGGED = re.compile(r"\[#(\d+)\]")
-
-
-def sample(cases: list[nf.Case], per_slip: int = 4) -> list[nf.Case]:
-    """The first ``per_slip`` cases of each slip (both halves of a duplicate pair)."""
-    taken: dict[str, int] = {}
-    chosen: list[nf.Case] = []
-    for case in cases:
-        if taken.get(case.slip, 0) < per_slip:
-            taken[case.slip] = taken.get(case.slip, 0) + 1
-            chosen.append(case)
-    tags = {c.tag for c in chosen}
-    return [c for c in cases if c.tag in tags]
-
-
-Row = tuple[int, str, int, int, str, frozenset[int]]  # tag, path, start, end, location, merged tags
-
-
-def tags_in(titles: Any) -> frozenset[int]:
-    return frozenset(int(m) for t in titles for m in _TAGGED.findall(t))
-
-
-def rows_from_json(data: dict[str, Any]) -> tuple[set[Row], set[int], set[int]]:
-    verified = {
-        (nf.tag_of(f["title"]) or -1, f["path"], f["start_line"], f["end_line"], f["location"],
-         tags_in(f["merged_titles"]))
-        for f in data["verified"]
-    }  # fmt: skip
-    return (
-        verified,
-        {nf.tag_of(u["title"]) or -1 for u in data["unanchored"]},
-        {nf.tag_of(u["title"]) or -1 for u in data["unverified"]},
-    )
-
-
-def rows_from_sarif(doc: dict[str, Any]) -> set[Row]:
-    rows: set[Row] = set()
-    for result in doc["runs"][0]["results"]:
-        where = result["locations"][0]["physicalLocation"]
-        region = where["region"]
-        rows.add(
-            (
-                nf.tag_of(result["message"]["text"]) or -1,
-                where["artifactLocation"]["uri"],
-                region["startLine"],
-                region["endLine"],
-                result["properties"]["location"],
-                tags_in(result["properties"].get("merged_titles", [])),
-            )
-        )
-    return rows
-
-
-_MD_FINDING = re.compile(r"^#### (.+)\n\n`([^`]+?):(\d+)(?:-(\d+))?` · \w+ · ([^·\n]+)(.*)\n", re.MULTILINE)
-_MD_LISTED = re.compile(r"^- \*\*(.+?)\*\* \(\w+, \w+\) at ", re.MULTILINE)
-_MD_ALSO = re.compile(r"^Also reported as: (.+)$", re.MULTILINE)
-
-
-def rows_from_markdown(md: str) -> tuple[set[Row], set[int], set[int]]:
-    methods = {text: name for name, text in LOCATION_TEXT.items()}
-    sections = {part.split("\n", 1)[0].split(" (")[0]: part for part in re.split(r"\n(?=## )", md)}
-    blocks = sections["## Findings"].split("\n#### ")
-    rows: set[Row] = set()
-    for block in blocks[1:]:
-        match = _MD_FINDING.match("#### " + block)
-        assert match is not None, block[:300]
-        title, path, start, end, method, _meta = match.groups()
-        also = _MD_ALSO.search(block)
-        merged = tags_in([also.group(1)]) if also else frozenset()
-        rows.add(
-            (nf.tag_of(title) or -1, path, int(start), int(end or start), methods[method.strip()], merged)
-        )
-    unanchored = {nf.tag_of(t) or -1 for t in _MD_LISTED.findall(sections.get("## Unanchored", ""))}
-    unverified = {nf.tag_of(t) or -1 for t in _MD_LISTED.findall(sections.get("## Unverified", ""))}
-    return rows, unanchored, unverified
-
-
-def rows_from_verification(v: Verification) -> tuple[set[Row], set[int], set[int]]:
-    verified = {
-        (nf.tag_of(f.title) or -1, f.path, f.start_line, f.end_line, f.location, tags_in(f.merged_titles))
-        for f in v.verified
-    }
-    return (
-        verified,
-        {nf.tag_of(u.title) or -1 for u in v.unanchored},
-        {nf.tag_of(u.title) or -1 for u in v.unverified},
-    )
 
 
 def test_markdown_sarif_and_json_agree_through_the_cli(
     make_repo: MakeRepo, tmp_path: Path, files: dict[str, str]
 ) -> None:
-    cases = sample(nf.generate(16, files))
+    cases = nf.sample(nf.generate(16, files))
     items = [c.item for c in cases]
     repo = make_repo({**files, "LICENSE.txt": (nf.DATA / "LICENSE.txt").read_text(encoding="utf-8")})
     out = tmp_path / "out"
@@ -253,12 +164,12 @@ def test_markdown_sarif_and_json_agree_through_the_cli(
     doc = json.loads((out / "review.sarif").read_text(encoding="utf-8"))
     md = (out / "review.md").read_text(encoding="utf-8")
 
-    verified, unanchored, unverified = rows_from_json(data)
-    assert rows_from_sarif(doc) == verified
-    assert rows_from_markdown(md) == (verified, unanchored, unverified)
+    verified, unanchored, unverified = nf.rows_from_json(data)
+    assert nf.rows_from_sarif(doc) == verified
+    assert nf.rows_from_markdown(md) == (verified, unanchored, unverified)
     # The CLI verified exactly as the library does on the same packed files.
     library = verify(items, files)
-    assert (verified, unanchored, unverified) == rows_from_verification(library)
+    assert (verified, unanchored, unverified) == nf.rows_from_verification(library)
     assert len(verified) > 40 and len(unanchored) > 5 and len(unverified) > 5
     assert not ({r[0] for r in verified} & unanchored) and not (unanchored & unverified)
     # Counts agree too, and every finding of the reply is accounted for exactly once.
@@ -268,11 +179,7 @@ def test_markdown_sarif_and_json_agree_through_the_cli(
     assert len(data["verified"]) + merged + len(data["unanchored"]) + len(data["unverified"]) == len(items)
     assert f"{len(data['verified'])} verified, {len(data['unanchored'])} unanchored" in md
     # And the sample scores as the whole measurement does: no fabricated finding got through.
-    placed = {r[0]: nf.Placed("verified", r[1], r[2], r[3], r[4]) for r in verified}
-    placed.update({m: placed[r[0]] for r in verified for m in r[5]})
-    placed.update({t: nf.Placed("unanchored") for t in unanchored})
-    placed.update({t: nf.Placed("unverified") for t in unverified})
-    score = nf.score(cases, placed)
+    score = nf.score(cases, nf.placements_from_rows((verified, unanchored, unverified)))
     assert score.table == nf.score(cases, nf.placements(library)).table
     assert score.kinds["fabricated"]["rejected"] == sum(score.kinds["fabricated"].values()) > 0
     assert score.kinds["true"]["right"] >= 0.75 * sum(score.kinds["true"].values())
