@@ -178,6 +178,10 @@ def test_markdown_sarif_and_json_agree_through_the_cli(
     assert doc["runs"][0]["properties"]["unanchored_findings"] == len(data["unanchored"])
     assert len(data["verified"]) + merged + len(data["unanchored"]) + len(data["unverified"]) == len(items)
     assert f"{len(data['verified'])} verified, {len(data['unanchored'])} unanchored" in md
+    summary = (
+        f"{len(data['unanchored'])} unanchored, {len(data['unverified'])} unverified, {merged} duplicates"
+    )
+    assert summary in result.stderr
     # And the sample scores as the whole measurement does: no fabricated finding got through.
     score = nf.score(cases, nf.placements_from_rows((verified, unanchored, unverified)))
     assert score.table == nf.score(cases, nf.placements(library)).table

@@ -65,12 +65,16 @@ NEAR_LINES = 3  # how far from the cited lines a quote still counts as "at" them
 NEAR_SIMILARITY = 90.0  # rapidfuzz ratio (0-100) for a near match; 85 let fabrications through
 NEAR_LINE_SIMILARITY = 75.0  # the one line of a near match that may differ, against its original
 GAP_LINES = 6  # how many lines an ellipsis in a quote may stand for
+GAP_MAX_PIECES = 16  # a quote cut into more pieces than this is not read as gaps
+NEAR_MAX_LINES = 12  # near matching is for short quotes (the model is asked for one to three lines)
+NEAR_MAX_CHARS = 2_000
 SHORT_QUOTE = 12  # a quote with fewer non-space characters is too short to move a finding
 COMMON_QUOTE = 6  # a quote found this often is too common to move a finding
 PICK_REACH = 60  # a repeated quote: its copy nearest the cited lines, if at most this far ...
 PICK_RATIO = 5  # ... and every other copy at least this many times farther
 CITED_SPAN_CAP = 200  # cited lines beyond this many past the start are not searched as "at" them
 SUPPORT_REACH = 10  # no quote: neighbouring windows up to this far compete with the cited lines
+SUPPORT_MAX_LINES = 50  # no quote: more cited lines than this say nothing about where
 RARE_NAME = 0.05  # a name on more than this share of a file's lines does not anchor a finding
 
 # Reasons for the unanchored list (reports explain them).
@@ -562,7 +566,7 @@ class FileIndex:
         ``compete``, no window of the same size up to SUPPORT_REACH lines away holds those names
         and more of them."""
         named = frozenset(n for n in named if self.rare(n))
-        if not named or self.total == 0:
+        if not named or self.total == 0 or end - start >= SUPPORT_MAX_LINES:
             return False
         own = self._found(named, start, end)
         if not own:
@@ -705,7 +709,7 @@ def _search(quote: Quote, index: FileIndex, lo: int, hi: int, *, tiers: int = 4)
         spans = index.flat.spans(quote.flat, lo, hi)
         if spans:
             return _Match(2, spans, "")
-    if tiers > 3 and quote.pieces:
+    if tiers > 3 and 0 < len(quote.pieces) <= GAP_MAX_PIECES:
         spans = index.flat.gap_spans(quote.pieces, lo, hi)
         if spans:
             return _Match(3, spans, "")
@@ -791,7 +795,7 @@ _TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+|[^\sA-Za-z0-9_]")
 
 def _near_match(quote: Quote, index: FileIndex, start: int, end: int) -> Span | None:
     """A window of the quote's size at or near the cited lines that nearly matches it."""
-    if quote.strength < SHORT_QUOTE:
+    if quote.strength < SHORT_QUOTE or quote.lines > NEAR_MAX_LINES or len(quote.flat.text) > NEAR_MAX_CHARS:
         return None
     wanted = quote.canon[0]
     k = len(wanted)
