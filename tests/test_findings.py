@@ -13,6 +13,7 @@ from wholerepo.errors import BlankReplyError, EndpointError, ReplyParseError
 from wholerepo.reviewer.findings import (
     CATEGORIES,
     FINDING_KEYS,
+    LOCATIONS,
     SEVERITIES,
     ParsedReply,
     example_reply,
@@ -185,7 +186,7 @@ SQL_QUOTE = '4|def run(user_input):\n5|    query = f"SELECT'
 def test_quote_with_line_numbers_and_xml_escapes_is_found() -> None:
     items = [
         item(start_line=1, end_line=1, quote="6|    os.system('ls ' + user_input)", title="shell"),
-        item(start_line=1, end_line=1, quote="if 1 &lt; 2 &amp; 3:", title="precedence", category="bug"),
+        item(start_line=10, end_line=10, quote="if 1 &lt; 2 &amp; 3:", title="precedence", category="bug"),
         item(start_line=None, end_line=None, quote=SQL_QUOTE, title="sql"),
     ]
     result = verify(items, FILES)
@@ -193,8 +194,10 @@ def test_quote_with_line_numbers_and_xml_escapes_is_found() -> None:
     by_title = {f.title: f for f in result.verified}
     assert by_title["shell"].start_line == 6
     assert by_title["shell"].quote == "    os.system('ls ' + user_input)"
+    assert by_title["shell"].location == "quote-exact"  # the copied "6|" picked the line
     assert by_title["precedence"].start_line == 10
     assert by_title["precedence"].quote == "if 1 < 2 & 3:"
+    assert by_title["precedence"].location == "quote-normalised"
     assert (by_title["sql"].start_line, by_title["sql"].end_line, by_title["sql"].moved_from) == (4, 5, None)
 
 
@@ -242,7 +245,7 @@ def test_paths_are_normalised(path: str) -> None:
 
 def test_diff_prefix_is_kept_when_it_is_a_real_directory() -> None:
     files = {"a/x.py": "x = 1\n", "x.py": "y = 2\n"}
-    (f,) = verify([item(path="a/x.py", quote=None, start_line=1, end_line=1)], files).verified
+    (f,) = verify([item(path="a/x.py", quote="x = 1", start_line=1, end_line=1)], files).verified
     assert f.path == "a/x.py"
     assert resolve_path("b/x.py", files) == ("x.py", "")
 
@@ -258,7 +261,7 @@ def test_paths_with_spaces_and_unicode() -> None:
         (99, 99, "line-out-of-range"),
         (0, 1, "invalid-line"),
         (-3, 1, "invalid-line"),
-        (5, 2, "invalid-line"),
+        (4, -2, "invalid-line"),
         ("seven", None, "missing-line"),
         (True, None, "missing-line"),
         (None, None, "missing-line"),
@@ -270,13 +273,17 @@ def test_bad_lines_without_quote_are_unverified(start: Any, end: Any, reason: st
     assert result.unverified[0].reason == reason
 
 
-def test_lines_are_coerced_and_end_is_clamped() -> None:
+def test_lines_are_coerced_and_the_quote_fixes_an_end_past_the_file() -> None:
     (f,) = verify([item(start_line="7", end_line=7.0)], FILES).verified
     assert (f.start_line, f.end_line) == (7, 7)
-    (g,) = verify([item(start_line=10, end_line=500, quote=None)], FILES).verified
-    assert (g.start_line, g.end_line) == (10, 11)
+    (g,) = verify([item(start_line=7, end_line=500)], FILES).verified
+    assert (g.start_line, g.end_line, g.location) == (7, 7, "quote-exact")
     (h,) = verify([item(start_line=7, end_line=None)], FILES).verified
     assert h.end_line == 7
+    # Without a quote, lines past the end of the file confirm nothing: set apart, not stretched.
+    result = verify([item(start_line=7, end_line=500, quote=None)], FILES)
+    assert result.verified == ()
+    assert [u.reason for u in result.unanchored] == ["lines-past-end"]
 
 
 def test_bad_lines_are_rescued_by_the_quote() -> None:
@@ -300,26 +307,30 @@ def test_missing_title_is_taken_from_body_or_rejected() -> None:
     assert verify([item(title=None, body=None)], FILES).unverified[0].reason == "missing-title"
 
 
-def test_duplicates_are_merged_keeping_the_higher_severity() -> None:
+def test_duplicates_are_merged_keeping_the_higher_severity_and_every_title() -> None:
     items = [
         item(severity="medium", title="Eval of user input"),
         item(severity="critical", title="eval of  USER input.", start_line=6, end_line=7, quote=None),
         item(severity="low", title="eval of user input", category="bug"),  # another category: kept
-        item(severity="high", title="other title"),
+        item(severity="high", title="other title"),  # the same lines and quote: merged
+        item(severity="high", title="other title", start_line=4, end_line=4, quote="def run(user_input):"),
     ]
     result = verify(items, FILES)
-    assert sorted((f.severity, f.category, f.title) for f in result.verified) == [
-        ("critical", "security", "eval of USER input."),
-        ("high", "security", "other title"),
-        ("low", "bug", "eval of user input"),
+    assert sorted((f.severity, f.category, f.title, f.start_line) for f in result.verified) == [
+        ("critical", "security", "eval of USER input.", 6),
+        ("high", "security", "other title", 4),  # same title, lines apart: kept
+        ("low", "bug", "eval of user input", 7),
     ]
+    merged = next(f for f in result.verified if f.severity == "critical")
+    assert sorted(merged.merged_titles) == ["Eval of user input", "other title"]
+    assert result.merged == 2
 
 
 def test_non_overlapping_same_title_is_not_merged_and_fingerprints_differ() -> None:
-    files = {"x.py": "a = 1\nb = 2\na = 1\n"}
+    files = {"x.py": "total = compute(1)\nb = 2\ntotal = compute(1)\n"}
     items = [
-        item(path="x.py", quote="a = 1", start_line=1, end_line=1),
-        item(path="x.py", quote="a = 1", start_line=3, end_line=3),
+        item(path="x.py", quote="total = compute(1)", start_line=1, end_line=1),
+        item(path="x.py", quote="total = compute(1)", start_line=3, end_line=3),
     ]
     result = verify(items, files)
     assert [f.start_line for f in sorted(result.verified, key=lambda f: f.start_line)] == [1, 3]
@@ -442,7 +453,7 @@ def test_verify_never_yields_a_path_outside_files_or_a_line_out_of_range(
     items: list[Any], files: dict[str, str]
 ) -> None:
     result = verify(items, files, changed_lines={"src/app.py": frozenset({7})})
-    assert len(result.verified) + len(result.unverified) <= len(items)
+    assert len(result.verified) + len(result.unverified) + len(result.unanchored) <= len(items)
     for f in result.verified:
         assert f.path in files
         total = len(files[f.path].split("\n")) - (1 if files[f.path].endswith("\n") else 0)
@@ -450,6 +461,22 @@ def test_verify_never_yields_a_path_outside_files_or_a_line_out_of_range(
         assert f.severity in SEVERITIES and f.category in CATEGORIES
         assert f.title and f.fingerprint
         assert isinstance(f.in_diff, bool)
-    for u in result.unverified:
+        assert f.location in LOCATIONS
+    for u in (*result.unverified, *result.unanchored):
         assert u.reason
-        assert u.severity in SEVERITIES and u.category in CATEGORIES
+        # A valid value is normalised; an invalid one stays as given, a missing one reads "(none)".
+        assert u.severity and u.category
+        assert "\n" not in u.severity and len(u.severity) <= 40
+
+
+def test_invalid_severity_stays_visible_as_given() -> None:
+    from wholerepo.report import ReviewResult, render
+
+    item = {"path": "a.py", "start_line": 1, "end_line": 1, "severity": "Urgent!!", "category": "bug",
+            "title": "odd severity", "body": "b", "quote": "x = 1"}  # fmt: skip
+    checked = verify([item], {"a.py": "x = 1\n"})
+    [rejected] = checked.unverified
+    assert (rejected.reason, rejected.severity) == ("invalid-severity", "Urgent!!")
+    result = ReviewResult("", (), checked.unverified, "m", "http://x", "deepseek-v4", 1, "1")
+    assert "(Urgent!!, bug)" in render("markdown", result)
+    assert '"severity": "Urgent!!"' in render("json", result)

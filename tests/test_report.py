@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from wholerepo.report import FORMAT_FILENAMES, ReviewResult, Usage, render
-from wholerepo.reviewer.findings import CATEGORIES, SEVERITIES, Finding, Unverified, verify
+from wholerepo.reviewer.findings import CATEGORIES, LOCATIONS, SEVERITIES, Finding, Unverified, verify
 from wholerepo.sanitize import MARKER_PREFIX
 
 SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text(encoding="utf-8"))
@@ -72,14 +72,21 @@ def sample() -> ReviewResult:
         {"path": "docs/read me ü.md", "start_line": 3, "end_line": 3, "severity": "low", "category": "docs",
          "title": "HTML in docs", "body": "", "suggestion": None, "quote": None},
         {"path": "src/app.py", "start_line": 4, "end_line": 4, "severity": "info", "category": "style",
-         "title": "name", "body": "", "suggestion": None, "quote": None},
+         "title": "`run` is a vague name", "body": "", "suggestion": None, "quote": None},
         {"path": "../../etc/passwd", "start_line": 1, "end_line": 1, "severity": "high", "category": "bug",
          "title": "escape", "body": "", "suggestion": None, "quote": None},
+        # No quote, and the cited (blank) line holds nothing the finding names: unanchored.
+        {"path": "src/app.py", "start_line": 2, "end_line": 2, "severity": "high", "category": "bug",
+         "title": "Something is off here", "body": "", "suggestion": None, "quote": None},
+        # The same lines and quote as the critical one: merged into it.
+        {"path": "src/app.py", "start_line": 6, "end_line": 6, "severity": "low", "category": "security",
+         "title": "Code execution via eval", "body": "", "suggestion": None, "quote": "return eval(cmd)"},
     ]  # fmt: skip
     v = verify(items, FILES)
     return result(
         v.verified,
         v.unverified,
+        unanchored=v.unanchored,
         usage=Usage(
             prompt_tokens=123_460,
             completion_tokens=900,
@@ -178,8 +185,14 @@ def test_sarif_golden_shape() -> None:
         "startLine": 5, "endLine": 5, "snippet": {"text": "os.system(cmd)"}
     }  # fmt: skip
     assert moved["properties"]["moved_from"] == 1
-    # Only verified findings: the ../../etc/passwd one is not there.
+    locations = [r["properties"]["location"] for r in run["results"]]
+    assert locations == ["quote-exact", "quote-exact", "cited-lines", "cited-lines"]
+    assert run["results"][0]["properties"]["merged_titles"] == ["Code execution via eval"]
+    assert "merged_titles" not in run["results"][1]["properties"]
+    assert (run["properties"]["unanchored_findings"], run["properties"]["merged_findings"]) == (1, 1)
+    # Only verified findings: neither the ../../etc/passwd one nor the unanchored one.
     assert "passwd" not in json.dumps(doc)
+    assert "Something is off" not in json.dumps(doc)
 
 
 @pytest.mark.parametrize(
@@ -255,6 +268,12 @@ def test_json_report_fields() -> None:
     assert data["verified"][0]["fingerprint"] == r.verified[0].fingerprint
     (u,) = data["unverified"]
     assert u["reason"] == "unsafe-path" and u["path"] == "../../etc/passwd"
+    (a,) = data["unanchored"]
+    assert (a["reason"], a["path"], a["start_line"]) == ("unsupported-lines", "src/app.py", 2)
+    locations = [f["location"] for f in data["verified"]]
+    assert locations == ["quote-exact", "quote-exact", "cited-lines", "cited-lines"]
+    assert data["verified"][0]["merged_titles"] == ["Code execution via eval"]
+    assert data["merged"] == 1
     assert data["counts"] == {"critical": 1, "high": 0, "medium": 1, "low": 1, "info": 1}
     text = render("json", r)
     assert "read me ü.md" in text  # ensure_ascii=False
@@ -275,8 +294,14 @@ def test_markdown_golden_sections() -> None:
     assert "| Critical | 1 |" in md and "| High | 0 |" in md
     headings = [md.index(f"### {s} (1)") for s in ("Critical", "Medium", "Low", "Info")]
     assert headings == sorted(headings)
-    assert "`src/app.py:6`" in md
-    assert "`src/app.py:5` · security · moved from line 1" in md
+    assert "`src/app.py:6` · security · placed by its quote, found verbatim · merged with 1 duplicate" in md
+    assert "Also reported as: Code execution via eval." in md
+    assert "`src/app.py:5` · security · placed by its quote, found verbatim · moved from line 1" in md
+    assert "`src/app.py:4` · style · placed by the cited lines only (no quote)" in md
+    assert "4 verified, 1 unanchored, 1 unverified.\n1 duplicate merged into the findings below." in md
+    assert "## Unanchored (1)" in md and "`unsupported-lines`" in md and "`src/app.py:2`" in md
+    assert md.index("## Findings") < md.index("## Unanchored") < md.index("## Unverified")
+    assert md.count("Something is off here") == 1  # listed apart, never among the findings
     assert "```python\nreturn eval(cmd)\n```" in md
     assert "**Suggestion**\n\n> Use subprocess.run([...])." in md
     assert "## Unverified (1)" in md and "`unsafe-path`" in md and "`../../etc/passwd:1`" in md
@@ -338,6 +363,8 @@ findings_st = st.builds(
     in_diff=st.none() | st.booleans(),
     moved_from=st.none() | st.integers(min_value=1, max_value=1000),
     fingerprint=st.text(max_size=40),
+    location=st.sampled_from(LOCATIONS),
+    merged_titles=st.lists(texts, max_size=3).map(tuple),
 )
 unverified_st = st.builds(
     Unverified,
@@ -371,6 +398,7 @@ results_st = st.builds(
     files_reviewed=st.integers(min_value=0, max_value=10**5),
     prompt_name=texts,
     warnings=st.lists(texts, max_size=2).map(tuple),
+    unanchored=st.lists(unverified_st, max_size=3).map(tuple),
 )
 
 
@@ -379,13 +407,23 @@ results_st = st.builds(
 def test_every_renderer_on_arbitrary_results(r: ReviewResult) -> None:
     sarif = json.loads(render("sarif", r))
     assert_valid_sarif(sarif)
-    assert len(sarif["runs"][0]["results"]) == len(r.verified)
+    results = sarif["runs"][0]["results"]
+    assert len(results) == len(r.verified)
+    assert sorted(res["properties"]["location"] for res in results) == sorted(f.location for f in r.verified)
+    assert sarif["runs"][0]["properties"]["unanchored_findings"] == len(r.unanchored)
 
     data = json.loads(render("json", r))
     assert len(data["verified"]) == len(r.verified) and len(data["unverified"]) == len(r.unverified)
+    assert len(data["unanchored"]) == len(r.unanchored)
+    assert data["merged"] == sum(len(f.merged_titles) for f in r.verified)
+    assert all(isinstance(t, str) for f in data["verified"] for t in f["merged_titles"])
     render("json", r).encode("utf-8")
 
     md = render("markdown", r)
     md.encode("utf-8")
+    assert (
+        f"{len(r.verified)} verified, {len(r.unanchored)} unanchored, {len(r.unverified)} unverified." in md
+    )
+    assert ("\n## Unanchored (" in md) == bool(r.unanchored)
     assert not CONTROL.search(md)
     assert "\x1b" not in md and MARKER_PREFIX not in md and "<!--" not in md

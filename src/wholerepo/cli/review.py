@@ -335,7 +335,9 @@ def _review_summary(result: Any, written: list[str]) -> None:
     line = f"wholerepo: {plural(len(result.verified), 'verified finding')}"
     if counts:
         line += f" ({counts})"
-    line += f", {len(result.unverified)} unverified"
+    line += f", {len(result.unanchored)} unanchored, {len(result.unverified)} unverified"
+    if result.merged:
+        line += f", {result.merged} duplicates merged"
     if result.partial:
         line += " [partial]"
     echo_err(line)

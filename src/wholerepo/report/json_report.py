@@ -1,4 +1,4 @@
-"""The JSON report: every verified and unverified finding, usage, cost and token counts.
+"""The JSON report: every verified, unanchored and unverified finding, usage, cost and token counts.
 
 Named json_report so that it never shadows the standard library's json module.
 """
@@ -30,6 +30,8 @@ def json_report(result: ReviewResult) -> dict[str, Any]:
         "summary": clean_text(result.summary, 50_000),
         "verified": [_finding(f) for f in sorted_findings(result.verified)],
         "unverified": [_unverified(u) for u in sorted_unverified(result.unverified)],
+        "unanchored": [_unverified(u) for u in sorted_unverified(result.unanchored)],
+        "merged": result.merged,
         "counts": severity_counts(result.verified),
         "usage": asdict(result.usage) if result.usage is not None else None,
         "cost_usd": finite_or_none(result.cost_usd),
@@ -68,4 +70,12 @@ def _unverified(u: Unverified) -> dict[str, Any]:
 
 def _clean(data: dict[str, Any]) -> dict[str, Any]:
     # Model text may carry escape sequences that `jq -r` would hand to a terminal.
-    return {k: clean_text(v) if isinstance(v, str) else v for k, v in data.items()}
+    return {k: _clean_value(v) for k, v in data.items()}
+
+
+def _clean_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, (list, tuple)):
+        return [_clean_value(v) for v in value]
+    return value

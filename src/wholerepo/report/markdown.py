@@ -14,6 +14,7 @@ import jinja2
 
 from ..languages import language_of
 from ..reviewer.findings import SEVERITIES, Finding, Unverified
+from ..reviewer.verify import UNANCHORED_REASONS
 from ..sanitize import (
     backtick_fence,
     blockquote,
@@ -32,6 +33,7 @@ QUOTE_LIMIT = 4_000
 
 REASONS = {
     "unknown-path": "the file is not part of the packed repository",
+    "ambiguous-path": "the path matches more than one packed file",
     "unsafe-path": "the path is absolute or leaves the repository; it was not opened",
     "missing-path": "no file was named",
     "line-out-of-range": "the cited lines do not exist in the file",
@@ -42,6 +44,14 @@ REASONS = {
     "invalid-category": "the category is not one of the known categories",
     "missing-title": "the finding has neither a title nor a body",
     "invalid-finding": "the item is not a finding object",
+    **UNANCHORED_REASONS,
+}
+# How each verified finding's lines were decided, as the report says it.
+LOCATION_TEXT = {
+    "quote-exact": "placed by its quote, found verbatim",
+    "quote-normalised": "placed by its quote, found after normalising",
+    "quote-near": "placed by a near match of its quote at the cited lines",
+    "cited-lines": "placed by the cited lines only (no quote)",
 }
 
 
@@ -84,6 +94,8 @@ def _context(result: ReviewResult) -> dict[str, Any]:
         "total": len(findings),
         "groups": groups,
         "unverified": [_unverified_view(u) for u in sorted_unverified(result.unverified)],
+        "unanchored": [_unverified_view(u) for u in sorted_unverified(result.unanchored)],
+        "merged": result.merged,
         "warnings": [markdown_inline(w, 1000) for w in result.warnings],
         "base_ref": code_span(result.base_ref, 200) if result.base_ref else "",
         "not_sent": _not_sent_view(result),
@@ -122,9 +134,12 @@ def _location(path: str | None, start: int | None, end: int | None) -> str:
 
 
 def _finding_view(f: Finding) -> dict[str, Any]:
-    meta = [f.category]
+    meta = [f.category, LOCATION_TEXT.get(f.location, "placed by " + one_line(f.location, 40))]
     if f.moved_from is not None:
         meta.append(f"moved from line {f.moved_from} to where the quoted code is")
+    if f.merged_titles:
+        count = len(f.merged_titles)
+        meta.append(f"merged with {count} duplicate{'s' if count > 1 else ''}")
     if f.in_diff is not None:
         meta.append("in the diff" if f.in_diff else "outside the diff")
     quote = code_text(f.quote, QUOTE_LIMIT).strip("\n") if f.quote else ""
@@ -140,6 +155,7 @@ def _finding_view(f: Finding) -> dict[str, Any]:
         "language": language_of(f.path),
         "suggestion": blockquote(suggestion) if suggestion else "",
         "fingerprint": f.fingerprint,
+        "also": [markdown_inline(t, 300) or "(untitled)" for t in f.merged_titles],
     }
 
 

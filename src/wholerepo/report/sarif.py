@@ -1,4 +1,5 @@
-"""SARIF 2.1.0 for GitHub code scanning: one run, a rule per category, verified findings only.
+"""SARIF 2.1.0 for GitHub code scanning: one run, a rule per category, verified findings only
+(never the unanchored or unverified ones).
 
 Shape follows the OASIS errata01 schema and GitHub's ingestion rules: relative percent-encoded
 URIs under %SRCROOT%, explicit levels, security-severity on the security rule, stable
@@ -127,6 +128,10 @@ def _result(f: Finding, rule_index: int) -> dict[str, Any]:
         properties["in_diff"] = f.in_diff
     if f.moved_from is not None:
         properties["moved_from"] = f.moved_from
+    # How the region was decided: quote-exact, quote-normalised, quote-near or cited-lines.
+    properties["location"] = f.location
+    if f.merged_titles:
+        properties["merged_titles"] = [one_line(t, 300) for t in f.merged_titles]
     return {
         "ruleId": rule_id(f.category),
         "ruleIndex": rule_index,
@@ -180,6 +185,8 @@ def _run_properties(result: ReviewResult) -> dict[str, Any]:
         "prompt": one_line(result.prompt_name, 200),
         "files_reviewed": result.files_reviewed,
         "unverified_findings": len(result.unverified),
+        "unanchored_findings": len(result.unanchored),
+        "merged_findings": result.merged,
         "partial": result.partial,
     }
     if result.base_ref:

@@ -1,21 +1,18 @@
-"""Findings: parse the model's reply, verify every finding against the packed code, fingerprint it.
+"""Findings: the data types, parsing the model's reply, the reply's schema, fingerprints.
 
 The reply is hostile data. parse_reply() only extracts the findings object and never raises on a
-bad item; verify() only looks paths up in the mapping of packed files (it never touches the file
-system), checks lines and quotes, moves a finding whose quote sits elsewhere, and merges duplicates.
+bad item. verify() (its work is in wholerepo.verify) only looks paths up in the mapping of packed
+files, never the file system, anchors each finding by its quote or its cited lines, records how,
+sets apart what it cannot anchor, and merges duplicates.
 """
 
 from __future__ import annotations
 
-import bisect
 import hashlib
-import html
-import itertools
 import json
 import re
-import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import BlankReplyError, ReplyParseError
@@ -30,6 +27,12 @@ TEXT_LIMIT = 20_000
 SUMMARY_LIMIT = 50_000
 PATH_LIMIT = 1_000
 MAX_ITEMS = 10_000  # more than any honest reply; keeps a hostile one from costing minutes
+
+# How a verified finding's location was decided, most certain first: its quote found verbatim
+# (whitespace and copied line numbers aside), found after repairs (fence, escapes, Unicode quotes,
+# an ellipsis, whitespace ignored), found as a near match at the cited lines, or no quote and the
+# cited lines name what the finding talks about.
+LOCATIONS = ("quote-exact", "quote-normalised", "quote-near", "cited-lines")
 
 _SEVERITY_ALIASES = {
     "blocker": "critical",
@@ -132,11 +135,13 @@ class Finding:
     in_diff: bool | None = None
     moved_from: int | None = None
     fingerprint: str = ""
+    location: str = "cited-lines"  # how the lines were decided: one of LOCATIONS
+    merged_titles: tuple[str, ...] = ()  # the titles of the duplicates merged into this one
 
 
 @dataclass(frozen=True)
 class Unverified:
-    """A finding that could not be anchored in the code, and why (``reason``)."""
+    """A finding that was not verified, and why (``reason``): rejected, or its location unconfirmed."""
 
     reason: str
     path: str | None
@@ -162,8 +167,16 @@ class ParsedReply:
 
 @dataclass(frozen=True)
 class Verification:
+    """What verification made of a reply's findings."""
+
     verified: tuple[Finding, ...]
-    unverified: tuple[Unverified, ...]
+    unverified: tuple[Unverified, ...]  # rejected: no such file, the quote is not there, invalid
+    unanchored: tuple[Unverified, ...] = ()  # may be true, but where it applies is not confirmed
+
+    @property
+    def merged(self) -> int:
+        """How many findings were merged into others as duplicates."""
+        return sum(len(f.merged_titles) for f in self.verified)
 
 
 # --------------------------------------------------------------------------- parsing the reply
@@ -349,7 +362,9 @@ def _recover_partial(text: str) -> ParsedReply | None:
 
 
 @dataclass(frozen=True)
-class _Fields:
+class Fields:
+    """A finding item's fields, coerced and cleaned (severity/category None when unknown)."""
+
     path: str | None
     start: int | None
     end: int | None
@@ -360,6 +375,14 @@ class _Fields:
     suggestion: str | None
     quote: str | None
     quote_raw: str
+    severity_given: str = ""  # the severity and category as the model wrote them (for rejects)
+    category_given: str = ""
+
+
+def read_item(raw: object) -> Fields | None:
+    """The fields of one reply item, or None when it is not a finding object."""
+    item = _clean_item(raw)
+    return None if item is None else _coerce(item)
 
 
 def verify(
@@ -368,29 +391,21 @@ def verify(
     *,
     changed_lines: Mapping[str, frozenset[int]] | None = None,
 ) -> Verification:
-    """Check every item against the packed files; anchored findings are verified, the rest not.
+    """Check every item against the packed files: verified, unanchored or unverified.
 
     Only ``files`` is consulted: a path is verified only if it is a key there, never opened.
+    The work is done in wholerepo.verify; this name stays for its callers.
     """
-    verified: list[Finding] = []
-    unverified: list[Unverified] = []
-    line_cache: dict[str, list[str]] = {}
-    index_cache: dict[str, _LineIndex] = {}
-    for raw in items:
-        outcome = _verify_one(raw, files, line_cache, index_cache)
-        if isinstance(outcome, Unverified):
-            unverified.append(outcome)
-        else:
-            verified.append(outcome)
-    merged = _merge_duplicates(verified)
-    merged = _assign_fingerprints(merged, line_cache)
-    if changed_lines is not None:
-        merged = [
-            replace(f, in_diff=_touches(changed_lines.get(f.path, frozenset()), f.start_line, f.end_line))
-            for f in merged
-        ]
-    merged.sort(key=finding_sort_key)
-    return Verification(verified=tuple(merged), unverified=tuple(unverified))
+    from .verify import verify_items
+
+    return verify_items(items, files, changed_lines=changed_lines)
+
+
+def resolve_path(value: object, files: Mapping[str, str]) -> tuple[str | None, str]:
+    """The packed path a model meant, or (None, reason); see wholerepo.verify.resolve_path."""
+    from .verify import resolve_path as resolve
+
+    return resolve(value, files)
 
 
 def finding_sort_key(f: Finding) -> tuple[int, str, int, int, str, str]:
@@ -398,114 +413,7 @@ def finding_sort_key(f: Finding) -> tuple[int, str, int, int, str, str]:
     return (-severity_rank(f.severity), f.path, f.start_line, f.end_line, f.category, f.title)
 
 
-def _touches(lines: frozenset[int], start: int, end: int) -> bool:
-    if end - start < len(lines):
-        return any(n in lines for n in range(start, end + 1))
-    return any(start <= n <= end for n in lines)
-
-
-def _verify_one(
-    raw: object,
-    files: Mapping[str, str],
-    line_cache: dict[str, list[str]],
-    index_cache: dict[str, _LineIndex],
-) -> Finding | Unverified:
-    item = _clean_item(raw)
-    if item is None:
-        return Unverified("invalid-finding", None, None, None, "info", "maintainability", "", "", None, None)
-    fields = _coerce(item)
-    severity = fields.severity
-    category = fields.category
-
-    def reject(reason: str, path: str | None = fields.path) -> Unverified:
-        return Unverified(
-            reason=reason,
-            path=path,
-            start_line=fields.start,
-            end_line=fields.end,
-            severity=severity or "info",
-            category=category or "maintainability",
-            title=fields.title,
-            body=fields.body,
-            suggestion=fields.suggestion,
-            quote=fields.quote,
-        )
-
-    if not fields.title:
-        return reject("missing-title")
-    if severity is None:
-        return reject("invalid-severity")
-    if category is None:
-        return reject("invalid-category")
-    if fields.path is None:
-        return reject("missing-path")
-    resolved, reason = resolve_path(fields.path, files)
-    if resolved is None:
-        return reject(reason)
-    path = resolved
-    if path not in line_cache:
-        line_cache[path] = _split_lines(files[path])
-    lines = line_cache[path]
-    total = len(lines)
-
-    start, end = fields.start, fields.end
-    range_ok = start is not None and start >= 1 and (end is None or end >= start)
-    if start is not None and end is None:
-        end = start
-    if fields.quote is not None:
-        if path not in index_cache:
-            index_cache[path] = _LineIndex.of(lines)
-        match = _quote_spans(fields.quote_raw, index_cache[path])
-        if match is None:  # nothing but whitespace or line numbers: treat as no quote
-            fields = replace(fields, quote=None)
-        elif not match[1]:
-            return reject("quote-not-found", path)
-        else:
-            # Keep the quote as it matched: without copied line numbers or XML escapes.
-            fields = replace(fields, quote=clean_text(match[0], TEXT_LIMIT))
-            spans = match[1]
-            if range_ok and start is not None and end is not None and start <= total:
-                for s, e in spans:
-                    if s <= end and e >= start:
-                        return _finding(path, start, min(end, total), severity, category, fields)
-            # The quote is not at the cited lines: move to its occurrence nearest to them.
-            anchor = start if start is not None and start >= 1 else 1
-            s, e = min(spans, key=lambda span: (abs(span[0] - anchor), span[0]))
-            moved = start if start is not None and start >= 1 else None
-            return _finding(path, s, e, severity, category, fields, moved_from=moved)
-    if start is None or end is None:
-        return reject("missing-line", path)
-    if not range_ok:
-        return reject("invalid-line", path)
-    if start > total:
-        return reject("line-out-of-range", path)
-    return _finding(path, start, min(end, total), severity, category, fields)
-
-
-def _finding(
-    path: str,
-    start: int,
-    end: int,
-    severity: str,
-    category: str,
-    fields: _Fields,
-    moved_from: int | None = None,
-) -> Finding:
-    return Finding(
-        path=path,
-        start_line=start,
-        end_line=max(start, end),
-        severity=severity,
-        category=category,
-        title=fields.title,
-        body=fields.body,
-        suggestion=fields.suggestion,
-        quote=fields.quote,
-        moved_from=moved_from,
-    )
-
-
-def _coerce(raw: Mapping[str, Any]) -> _Fields:
+def _coerce(raw: Mapping[str, Any]) -> Fields:
     title = one_line(_as_text(raw.get("title")), TITLE_LIMIT)
     body = clean_text(_as_text(raw.get("body")), TEXT_LIMIT).strip()
     if not title and body:
@@ -517,7 +425,7 @@ def _coerce(raw: Mapping[str, Any]) -> _Fields:
     path = path_value[: PATH_LIMIT * 4] if isinstance(path_value, str) and path_value.strip() else None
     start = _as_line(raw.get("start_line"))
     end = _as_line(raw.get("end_line"))
-    return _Fields(
+    return Fields(
         path=path,
         start=start,
         end=end,
@@ -528,6 +436,8 @@ def _coerce(raw: Mapping[str, Any]) -> _Fields:
         suggestion=suggestion,
         quote=quote,
         quote_raw=quote_raw[: TEXT_LIMIT * 4],
+        severity_given=one_line(_as_text(raw.get("severity")), 40),
+        category_given=one_line(_as_text(raw.get("category")), 40),
     )
 
 
@@ -567,175 +477,23 @@ def _normalise_choice(value: Any, choices: tuple[str, ...], aliases: Mapping[str
     return aliases.get(key)
 
 
-_DRIVE = re.compile(r"^[A-Za-z]:")
-_PATH_LINE = re.compile(r"^(.+?):(\d+)(?:-\d+)?$")
-
-
-def resolve_path(value: object, files: Mapping[str, str]) -> tuple[str | None, str]:
-    """The packed path a model meant, or (None, reason): "unsafe-path" or "unknown-path".
-
-    Only ``files`` is consulted; nothing is opened.
-    """
-    if not isinstance(value, str) or not value.strip():
-        return None, "missing-path"
-    if len(value) > PATH_LIMIT * 4 or any(ord(c) < 32 or c == "\x7f" for c in value):
-        return None, "unsafe-path"
-    path = value.strip().replace("\\", "/")
-    lowered = path.lower()
-    if path.startswith(("/", "~")) or _DRIVE.match(path) or "://" in lowered or lowered.startswith("file:"):
-        return None, "unsafe-path"
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    if not parts or ".." in parts:
-        return None, "unsafe-path"
-    candidate = "/".join(parts)
-    for option in _path_options(candidate):
-        if option in files:
-            return option, ""
-    return None, "unknown-path"
-
-
-def _path_options(candidate: str) -> Iterator[str]:
-    yield candidate
-    nfc = unicodedata.normalize("NFC", candidate)
-    if nfc != candidate:
-        yield nfc
-    if candidate.startswith(("a/", "b/")):  # a path copied from a diff header
-        yield candidate[2:]
-    match = _PATH_LINE.match(candidate)
-    if match:
-        yield match.group(1)
-
-
-def _split_lines(text: str) -> list[str]:
-    """Lines as an editor and GitHub number them ("\\n"-separated, a final newline ends a line)."""
-    if not text:
-        return []
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
-
-
 _WS = re.compile(r"\s+")
-_LINE_NUMBER = re.compile(r"^\s*\d+\|")
 
 
-def _norm_line(line: str) -> str:
+def norm_line(line: str) -> str:
+    """A line with each run of whitespace made one space, and trimmed."""
     return _WS.sub(" ", line).strip()
 
 
-def _quote_variants(quote: str) -> list[tuple[str, list[str]]]:
-    """The quote as given and as repaired (line numbers, XML escapes removed), with its lines
-    whitespace-normalised and blank ends dropped."""
-    variants: list[tuple[str, list[str]]] = []
-    stripped_numbers = "\n".join(_LINE_NUMBER.sub("", line) for line in quote.split("\n"))
-    for text in (quote, stripped_numbers, html.unescape(quote), html.unescape(stripped_numbers)):
-        lines = [_norm_line(line) for line in _split_lines(text)]
-        while lines and not lines[0]:
-            lines.pop(0)
-        while lines and not lines[-1]:
-            lines.pop()
-        if lines and all(lines != seen for _, seen in variants):
-            variants.append((text.strip("\n"), lines))
-    return variants
-
-
-@dataclass(frozen=True)
-class _LineIndex:
-    """A file's whitespace-normalised lines, joined once for fast substring search."""
-
-    lines: list[str]
-    joined: str
-    starts: list[int]  # offset of each line in ``joined``
-
-    @classmethod
-    def of(cls, lines: Sequence[str]) -> _LineIndex:
-        normalised = [_norm_line(line) for line in lines]
-        starts = list(itertools.accumulate((len(line) + 1 for line in normalised[:-1]), initial=0))
-        return cls(normalised, "\n".join(normalised), starts if normalised else [])
-
-
-def _quote_spans(quote: str, normalised: _LineIndex) -> tuple[str, list[tuple[int, int]]] | None:
-    """The quote text that matched and every 1-based (start, end) span where it occurs in the
-    whitespace-normalised lines (none: an empty list); None when the quote holds no code at all."""
-    variants = _quote_variants(quote)
-    if not variants:
-        return None
-    for text, wanted in variants:
-        spans = _find_spans(wanted, normalised)
-        if spans:
-            return text, spans
-    return variants[0][0], []
-
-
-def _find_spans(wanted: Sequence[str], index: _LineIndex) -> list[tuple[int, int]]:
-    """Spans where ``wanted`` matches: its first and last lines may be parts of a file line."""
-    lines, joined, starts = index.lines, index.joined, index.starts
-    k = len(wanted)
-    spans: list[tuple[int, int]] = []
-    if k == 0 or k > len(lines):
-        return spans
-    first, last = wanted[0], wanted[-1]
-    # Find the first line with str.find over the joined text (C speed), then check the rest.
-    position = joined.find(first)
-    while position >= 0:
-        i = bisect.bisect_right(starts, position) - 1
-        line_end = starts[i + 1] - 1 if i + 1 < len(starts) else len(joined)
-        if k == 1:
-            spans.append((i + 1, i + 1))
-            position = joined.find(first, line_end + 1)
-            continue
-        if (
-            position + len(first) == line_end
-            and i + k <= len(lines)
-            and lines[i + k - 1].startswith(last)
-            and all(lines[i + j] == wanted[j] for j in range(1, k - 1))
-        ):
-            spans.append((i + 1, i + k))
-        position = joined.find(first, position + 1)
-    return spans
-
-
-def _merge_duplicates(findings: Sequence[Finding]) -> list[Finding]:
-    """One finding per (path, category, title) and overlapping lines; the most severe one wins."""
-    kept: list[Finding] = []
-    for finding in findings:
-        key = (finding.path, finding.category, _norm_title(finding.title))
-        for index, other in enumerate(kept):
-            if (other.path, other.category, _norm_title(other.title)) != key:
-                continue
-            if other.start_line <= finding.end_line and finding.start_line <= other.end_line:
-                if severity_rank(finding.severity) > severity_rank(other.severity):
-                    kept[index] = finding
-                break
-        else:
-            kept.append(finding)
-    return kept
-
-
-def _norm_title(title: str) -> str:
+def norm_title(title: str) -> str:
     return _WS.sub(" ", title.casefold()).strip().rstrip(".!:;")
 
 
 def fingerprint(path: str, category: str, title: str, code: str) -> str:
     """A stable id for a finding: its path, category, title and code, never its line numbers."""
-    code_norm = "\n".join(n for n in (_norm_line(line) for line in code.split("\n")) if n)
-    payload = "\x1f".join((FINGERPRINT_VERSION, path, category, _norm_title(title), code_norm))
+    code_norm = "\n".join(n for n in (norm_line(line) for line in code.split("\n")) if n)
+    payload = "\x1f".join((FINGERPRINT_VERSION, path, category, norm_title(title), code_norm))
     return hashlib.sha256(payload.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
-def _assign_fingerprints(findings: Sequence[Finding], line_cache: Mapping[str, list[str]]) -> list[Finding]:
-    # Identical code reported twice in one file gets ":2", ":3" in line order, as GitHub does.
-    ordered = sorted(findings, key=lambda f: (f.path, f.start_line, f.end_line, f.category, f.title))
-    seen: dict[str, int] = {}
-    out: list[Finding] = []
-    for f in ordered:
-        code = f.quote if f.quote else "\n".join(line_cache[f.path][f.start_line - 1 : f.end_line])
-        digest = fingerprint(f.path, f.category, f.title, code)
-        seen[digest] = seen.get(digest, 0) + 1
-        value = digest if seen[digest] == 1 else f"{digest}:{seen[digest]}"
-        out.append(replace(f, fingerprint=value))
-    return out
 
 
 # --------------------------------------------------------------------------- for the prompt
@@ -746,9 +504,17 @@ def response_schema() -> dict[str, Any]:
     finding = {
         "type": "object",
         "properties": {
-            "path": {"type": "string", "description": "repository-relative path of a packed file"},
+            "path": {
+                "type": "string",
+                "description": "the full repository-relative path of a packed file, as written in the"
+                " repository (no leading /)",
+            },
             "start_line": {"type": "integer", "minimum": 1},
-            "end_line": {"type": "integer", "minimum": 1},
+            "end_line": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "not before start_line, not past the file's last line",
+            },
             "severity": {"type": "string", "enum": list(reversed(SEVERITIES))},
             "category": {"type": "string", "enum": list(CATEGORIES)},
             "title": {"type": "string", "description": "one line"},
@@ -756,7 +522,9 @@ def response_schema() -> dict[str, Any]:
             "suggestion": {"type": ["string", "null"], "description": "how to fix it"},
             "quote": {
                 "type": ["string", "null"],
-                "description": "the cited code copied verbatim, without line numbers",
+                "description": "one to three consecutive lines of the cited code copied verbatim: no"
+                " line numbers, no ``` fence, no ... or … to shorten it, nothing renamed; null only"
+                " for a finding about no particular code",
             },
         },
         "required": list(FINDING_KEYS),

@@ -24,7 +24,7 @@ class ReviewResult:
 
     summary: str
     verified: tuple[Finding, ...]
-    unverified: tuple[Unverified, ...]
+    unverified: tuple[Unverified, ...]  # rejected
     model: str
     endpoint: str
     tokenizer: str
@@ -40,3 +40,9 @@ class ReviewResult:
     prompt_name: str = "review"
     warnings: tuple[str, ...] = ()
     not_sent: tuple[NotSent, ...] = ()
+    unanchored: tuple[Unverified, ...] = ()  # may be true, place not confirmed: never shown as verified
+
+    @property
+    def merged(self) -> int:
+        """How many findings were merged into others as duplicates."""
+        return sum(len(f.merged_titles) for f in self.verified)

@@ -200,11 +200,12 @@ def _result(
     settings = p.settings
     items = [_local_path(item, p.prefix) for item in parsed.items] if p.prefix else list(parsed.items)
     checked = verify(items, p.files, changed_lines=p.diff.changed if p.diff is not None else None)
-    verified, unverified = checked.verified, checked.unverified
+    verified, unverified, unanchored = checked.verified, checked.unverified, checked.unanchored
     if p.prefix:  # reports name files from the repository root, where code scanning looks
         verified = tuple(replace(f, path=p.prefix + f.path) for f in verified)
-        unverified = tuple(
-            replace(u, path=p.prefix + u.path) if u.path and u.path in p.files else u for u in unverified
+        unverified, unanchored = (
+            tuple(replace(u, path=p.prefix + u.path) if u.path and u.path in p.files else u for u in group)
+            for group in (unverified, unanchored)
         )
     warnings = [*p.warnings, *warnings]
     cost = None
@@ -224,6 +225,7 @@ def _result(
         summary=parsed.summary,
         verified=verified,
         unverified=unverified,
+        unanchored=unanchored,
         model=p.model,
         endpoint=public_url(settings.base_url),
         tokenizer=settings.tokenizer,
