@@ -15,31 +15,11 @@ from click.testing import CliRunner, Result
 
 from conftest import MakeRepo, git
 from fake_openai import CONTEXT_400, Chat, FakeOpenAI, Interrupt, ResetAfter, Stall, Status, usage
+from support.builders import APP, finding, reply
 from wholerepo.cli import main
 
 KEY = "sk-cli-0d9e8f7a6b5c4d3e2f1a"
-APP = "def add(a, b):\n    return a - b\n\n\ndef main():\n    print(add(1, 2))\n"
 SECRET_OUTSIDE = "OUTSIDE-THE-REPO-8c1f"
-
-
-def finding(**overrides: Any) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "path": "app.py",
-        "start_line": 2,
-        "end_line": 2,
-        "severity": "high",
-        "category": "bug",
-        "title": "add() subtracts",
-        "body": "The function named add returns a - b.",
-        "suggestion": "return a + b",
-        "quote": "return a - b",
-    }
-    item.update(overrides)
-    return item
-
-
-def reply(*items: dict[str, Any], summary: str = "Reviewed.") -> str:
-    return json.dumps({"summary": summary, "findings": list(items)})
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -17,31 +16,11 @@ from click.testing import CliRunner, Result
 import wholerepo
 from conftest import MakeRepo, git
 from fake_openai import Chat, FakeOpenAI, Raw, Status, usage
+from support.builders import APP, finding, reply
 from wholerepo.cli import main
 
-APP = "def add(a, b):\n    return a - b\n\n\ndef main():\n    print(add(1, 2))\n"
 DS_KEY = "sk-deepseek-3f2e1d0c9b8a7f6e"
 OA_KEY = "sk-openai-4a5b6c7d8e9f0a1b"
-
-
-def finding(**overrides: Any) -> dict[str, Any]:
-    item: dict[str, Any] = {
-        "path": "app.py",
-        "start_line": 2,
-        "end_line": 2,
-        "severity": "high",
-        "category": "bug",
-        "title": "add() subtracts",
-        "body": "The function named add returns a - b.",
-        "suggestion": "return a + b",
-        "quote": "return a - b",
-    }
-    item.update(overrides)
-    return item
-
-
-def reply(*items: dict[str, Any]) -> str:
-    return json.dumps({"summary": "Reviewed.", "findings": list(items)})
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

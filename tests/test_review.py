@@ -9,14 +9,28 @@ import pytest
 
 from conftest import MakeRepo, git
 from fake_openai import Chat, FakeOpenAI, usage
+from support.builders import finding, reply
+from support.scripted import ScriptedModel
 from wholerepo.errors import ConfigError, UsageError
 from wholerepo.git.diff import changed_lines, diff_against
 from wholerepo.llm import Endpoint, pricing
+from wholerepo.llm.base import EndpointFailed, ModelInfo, NotJSONError, Reply, Usage
 from wholerepo.llm.openai_compat import OpenAICompatible
 from wholerepo.packer import settings_for
-from wholerepo.reviewer import PromptTooLargeError, Window, dry_run_report, exit_code, plan, review_blocking
+from wholerepo.reviewer import (
+    Plan,
+    PromptTooLargeError,
+    Window,
+    dry_run_report,
+    exit_code,
+    plan,
+    probe,
+    review_blocking,
+    run_blocking,
+)
 from wholerepo.reviewer.findings import example_reply, response_schema
 from wholerepo.reviewer.prompts import BUILTIN, REPOSITORY_HEAD, SYSTEM, render_instructions
+from wholerepo.settings import Settings
 from wholerepo.tokens import get_tokenizer
 
 APP = "def add(a, b):\n    return a - b\n\n\ndef main():\n    print(add(1, 2))\n"
@@ -277,3 +291,56 @@ def test_drift_warning_threshold_and_advice(
         assert warning is not None and expected in warning
         # Never a tokenizer that does not exist for the model.
         assert "--tokenizer" not in warning or model.startswith("gpt")
+
+
+# -- around the endpoint, in-process (ScriptedModel) ----------------------------------------------
+
+
+def scripted_plan(make_repo: MakeRepo) -> Plan:
+    repo = make_repo({"app.py": APP})
+    return plan(repo, settings_for(repo), WINDOW, model="scripted")
+
+
+def test_run_turns_a_scripted_reply_into_a_result(make_repo: MakeRepo) -> None:
+    p = scripted_plan(make_repo)
+    model = ScriptedModel().then(reply(finding(), finding(path="../../etc/passwd")))
+    outcome = review_blocking(p, model, tool_version="1")
+    assert outcome.error is None and outcome.result is not None
+    assert [f.path for f in outcome.result.verified] == ["app.py"]
+    assert [u.reason for u in outcome.result.unverified] == ["unsafe-path"]
+    assert model.requests[0].user == p.user and model.closed == 1
+
+
+def test_a_reply_cut_at_max_tokens_keeps_its_complete_findings(make_repo: MakeRepo) -> None:
+    p = scripted_plan(make_repo)
+    text = reply(finding(), finding(title="second"))
+    cut = text[: text.index('"title": "second"')]  # the second finding is incomplete
+    model = ScriptedModel().then(Reply(cut, "", "length", Usage(100, 32768), True, 1))
+    outcome = review_blocking(p, model, tool_version="1")
+    assert outcome.result is not None and outcome.result.partial
+    assert [f.title for f in outcome.result.verified] == ["add() subtracts"]
+    assert outcome.error is not None and "--max-output-tokens" in outcome.error.one_line()
+    assert outcome.raw == cut
+
+
+def test_retries_exhausted_mid_reply_keep_what_arrived(make_repo: MakeRepo) -> None:
+    p = scripted_plan(make_repo)
+    partial = reply(finding(), finding(title="second"))[:-10]  # the second finding is cut
+    model = ScriptedModel().then(EndpointFailed("gave up after 5 attempts", partial=partial))
+    outcome = review_blocking(p, model, tool_version="1")
+    assert outcome.result is not None and outcome.result.partial
+    assert len(outcome.result.verified) == 1 and outcome.raw == partial
+
+
+def test_a_non_json_endpoint_leaves_its_body_for_saving(make_repo: MakeRepo) -> None:
+    p = scripted_plan(make_repo)
+    model = ScriptedModel().then(NotJSONError("the endpoint did not return JSON", raw="<html>"))
+    outcome = review_blocking(p, model, tool_version="1")
+    assert outcome.result is None and outcome.raw == "<html>" and outcome.error is not None
+
+
+def test_probe_takes_the_only_model_and_its_window() -> None:
+    model = ScriptedModel(models=[ModelInfo("solo", 32_768)])
+    found = run_blocking(probe(Settings(base_url="http://127.0.0.1:1/v1"), model), model)
+    assert (found.model, found.window) == ("solo", Window(32_768, "endpoint /models"))
+    assert any("serves one model, solo" in note for note in found.notes)
