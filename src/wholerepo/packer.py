@@ -26,6 +26,7 @@ from .config import Settings, load_settings
 from .countworker import CountWorker, WorkerFailed, take_prestarted
 from .discover import Candidate, FileTooLarge, Listing, discover, read_bytes
 from .errors import BudgetError, UsageError
+from .redact.paths import redact_path
 from .tokens import (
     Tokenizer,
     control_tokens,
@@ -290,7 +291,7 @@ def pack(
     finally:
         counter.close()
 
-    files = tuple(_packed(w, chosen) for w in work)
+    files = tuple(_packed(w, chosen, settings.redact) for w in work)
     return Pack(
         root=listing.root,
         files=files,
@@ -311,10 +312,14 @@ _WORKER_MIN_BYTES = 1_000_000
 
 # The modules whose code decides what a file's section is: a change to any of them (a new
 # wholerepo, or a local edit) must not reuse sections rendered by the old code.
-_RENDERING_MODULES = ("packer.py", "filters.py", "redact.py", "styles.py", "tokens.py", "vocab.py")
-# Files that carry the versions of the libraries whose behaviour shapes a section: the secret
-# detectors (redaction) and the tokenizer engine (counts). Read, not imported.
-_LIBRARY_VERSION_FILES = (("detect_secrets", "__version__.py"), ("tiktoken", "__init__.py"))
+# The redact package counts whole: every source file of it, whatever it is split into.
+_REDACT_MODULES = tuple(
+    sorted(f"redact/{p.name}" for p in (Path(__file__).parent / "redact").glob("*.py"))
+) or ("redact/__init__.py",)  # no sources to read (zipapp, frozen): the digest is then random
+_RENDERING_MODULES = ("packer.py", "filters.py", *_REDACT_MODULES, "styles.py", "tokens.py", "vocab.py")
+# Files that carry the versions of the libraries whose behaviour shapes a section: the
+# tokenizer engine (counts). Read, not imported. (The secret detectors are wholerepo's own.)
+_LIBRARY_VERSION_FILES = (("tiktoken", "__init__.py"),)
 
 
 def _library_versions() -> bytes:
@@ -421,7 +426,7 @@ def redaction_key(path: str, content: bytes) -> str:
     digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape") + b"\0" + content, digest_size=20)
     # Any change to the rules or to decoding invalidates what the cache knows about clean files;
     # the sources are read, not imported, so a warm run that needs no redaction compiles no rule.
-    return f"redact-{_code_digest(('redact.py', 'filters.py'))}:{digest.hexdigest()}"
+    return f"redact-{_code_digest(('filters.py', *_REDACT_MODULES))}:{digest.hexdigest()}"
 
 
 def _redact(kept: list[_Work], counter: _Counter) -> None:
@@ -653,9 +658,11 @@ def _numbered(text: str, settings: Settings) -> str:
     return styles.number_lines(text, settings.line_numbers, settings.line_number_interval)
 
 
-def _packed(w: _Work, chosen: set[str]) -> PackedFile:
+def _packed(w: _Work, chosen: set[str], redact: bool) -> PackedFile:
     path = w.candidate.path
     if w.reason is not None:
+        if redact:  # a token in a file or directory name: skipped (reason secret), name shown redacted
+            path = redact_path(path)[0]
         return PackedFile(path, "skipped", w.reason, 0, w.size, 0, w.encoding)
     if path not in chosen:
         return PackedFile(

@@ -109,7 +109,8 @@ def credential_like(value: str) -> bool:
 
 def decode_base64(value: str) -> str | None:
     """``value`` decoded as (standard or URL-safe) base64 into printable text, or None."""
-    padded = value + "=" * (-len(value.rstrip("=")) % 4)
+    bare = value.rstrip("=")
+    padded = bare + "=" * (-len(bare) % 4)
     try:
         raw = base64.b64decode(padded.replace("-", "+").replace("_", "/"), validate=True)
         text = raw.decode("utf-8")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .text import Lines, replace, resolve
+
 _EXAMPLE_PATH = re.compile(
     r"(?:^|/)(?:tests?|testing|spec|specs|__tests__|fixtures?|testdata|test_data|docs?|examples?)/|"
     r"(?:^|/)test_[^/]*$|_test\.[^/]+$|[._-](?:test|spec)\.[^/]+$|(?:^|/)conftest\.py$|"
@@ -25,3 +27,51 @@ def is_example_path(path: str) -> bool:
 def is_config_path(path: str) -> bool:
     """Configuration files, where ``name = value`` lines hold values without quotes."""
     return bool(_CONFIG_PATH.search(path))
+
+
+def _may_hold_token(path: str) -> bool:
+    """A run of 16+ token characters with a digit or a capital: short of that no format fits."""
+    run = digits_or_caps = 0
+    for c in path:
+        if c.isascii() and (c.isalnum() or c in "+=_-:~"):
+            run += 1
+            digits_or_caps += c.isdigit() or c.isupper()
+            if run >= 16 and digits_or_caps:
+                return True
+        else:
+            run = digits_or_caps = 0
+    return False
+
+
+def redact_path(path: str) -> tuple[str, tuple[str, ...]]:
+    """``path`` with every token in its file and directory names replaced, and their kinds.
+
+    Each name is examined on its own, by the token formats (rules.py): a name never spans two.
+    The same function decides which files are skipped for their name and how every name is
+    shown, so the two always agree.
+    """
+    if not _may_hold_token(path):
+        return path, ()
+    from .rules import RULES, find_tokens  # only for the rare path that may hold one
+
+    spans, at = [], 0
+    for name in path.split("/"):
+        spans.append((at, at + len(name)))
+        at += len(name) + 1
+    kinds: list[str] = []
+    for _ in range(4):
+        secrets = resolve(path, list(find_tokens(RULES, Lines(path, spans))))
+        if not secrets:
+            break
+        path = replace(path, secrets)
+        kinds += (s.kind for s in secrets)
+        spans, at = [], 0
+        for name in path.split("/"):
+            spans.append((at, at + len(name)))
+            at += len(name) + 1
+    return path, tuple(kinds)
+
+
+def path_holds_secret(path: str) -> bool:
+    """Whether a file or directory name in ``path`` holds a secret."""
+    return bool(redact_path(path)[1])

@@ -21,11 +21,12 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 
 from .heuristics import HEX, basic_credentials, classes, entropy, mixed, random_looking, wordy
+from .text import Lines, Secret
 
 Check = Callable[[str, str], bool]  # (value, the text before it on its line) -> a secret?
 
@@ -867,3 +868,35 @@ RULES: tuple[Rule, ...] = (
 
 RULE_IDS = frozenset(rule.id for rule in RULES)
 assert len(RULE_IDS) == len(RULES), "rule ids must be unique"
+
+
+@cache
+def _markers(rules: tuple[Rule, ...]) -> tuple[str, ...]:
+    return tuple(sorted({m for rule in rules for m in rule.markers}))
+
+
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_CONTEXT = 100  # characters of a value's line before it that a rule's check sees
+
+
+def find_tokens(rules: tuple[Rule, ...], lines: Lines) -> Iterator[Secret]:
+    """The values of ``rules``' formats in ``lines``: each rule runs only where a marker occurs."""
+    joined = lines.text
+    present = {m for m in _markers(rules) if m in joined}
+    for rule in rules:
+        if rule.markers and present.isdisjoint(rule.markers):
+            continue
+        for m in rule.pattern.finditer(joined):
+            start, end = m.span(rule.group)
+            if start < 0:
+                continue
+            if end < len(joined) and joined[end] in _ALNUM:
+                continue  # part of a longer word: not this format (the regex saw its start)
+            value = joined[start:end]
+            if "EXAMPLE" in value.upper() or len(set(value)) < 8:
+                continue  # documented examples (AKIAIOSFODNN7EXAMPLE) and xxxx stand-ins
+            pos, line, column = lines.locate(start)
+            if rule.check is not None and not rule.check(value, line[max(0, column - _CONTEXT) : column]):
+                continue
+            kind = sk_kind(value) if rule.kind == "openai-key" else rule.kind
+            yield Secret(kind, ((pos, pos + len(value)),))

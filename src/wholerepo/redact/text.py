@@ -109,3 +109,32 @@ def lowered(text: str) -> str:
     if len(low) != len(text):
         low = "".join(c.lower() if len(c.lower()) == 1 else c for c in text)
     return low
+
+
+def replace(text: str, secrets: list[Secret]) -> str:
+    pieces, at = [], 0
+    for a, b, kind in sorted((a, b, s.kind) for s in secrets for a, b in s.spans):
+        pieces += [text[at:a], placeholder(kind)]
+        at = b
+    pieces.append(text[at:])
+    return "".join(pieces)
+
+
+def resolve(text: str, found: list[Secret]) -> list[Secret]:
+    """Drop secrets that overlap an earlier (higher-priority) one; spans never hold a newline."""
+    taken: list[tuple[int, int]] = []  # sorted, disjoint
+    kept: list[Secret] = []
+    for secret in found:
+        spans = [(a, b) for a, b in secret.spans if b > a and "\n" not in text[a:b]]
+        if not spans or any(_overlaps(taken, a, b) for a, b in spans):
+            continue
+        for a, b in spans:
+            bisect.insort(taken, (a, b))
+        kept.append(Secret(secret.kind, tuple(spans)))
+    kept.sort(key=lambda s: s.spans[0])
+    return kept
+
+
+def _overlaps(taken: list[tuple[int, int]], a: int, b: int) -> bool:
+    i = bisect.bisect_left(taken, (a, b))
+    return (i > 0 and taken[i - 1][1] > a) or (i < len(taken) and taken[i][0] < b)
