@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections.abc import Iterator
+from functools import lru_cache
 
 from .heuristics import (
     credential_like,
@@ -108,6 +109,9 @@ _URL_CRED = re.compile(
 )
 
 
+_NOT_IN_USER = frozenset("{}()@")  # a template's braces, or an "@" that ends the user
+
+
 def url_passwords(text: str, example: bool) -> Iterator[Secret]:
     """``scheme://user:PASSWORD@host``: the password only; kind db-password for databases."""
     if "://" not in text or "@" not in text:
@@ -116,17 +120,21 @@ def url_passwords(text: str, example: bool) -> Iterator[Secret]:
         if "@" not in text[a:b]:
             continue
         for m in _URL_CRED.finditer(text, a, b):
-            scheme, userinfo = m.group(1), m.group(2)
-            user, colon, password = userinfo.partition(":")
-            if not colon or not password or any(c in user for c in "{}()@"):
+            userinfo = m.group(2)
+            colon = userinfo.find(":")
+            if colon < 0 or colon == len(userinfo) - 1:
                 continue
-            if stand_in(password) or password == user or "," in password:
+            user, password = userinfo[:colon], userinfo[colon + 1 :]
+            if not _NOT_IN_USER.isdisjoint(user) or password == user or "," in password:
                 continue  # "," : a multi-host URL (host1:port,host2), not a password
-            if looks_fake(password) or (example and not random_looking(password)):
+            if stand_in(password) or looks_fake(password) or (example and not random_looking(password)):
                 continue
-            kind = "db-password" if _DB_SCHEMES.search(scheme) else "url-password"
-            start = m.start(2) + len(user) + 1
-            yield Secret(kind, ((start, m.end(2)),))
+            yield Secret(_url_kind(m.group(1)), ((m.start(2) + colon + 1, m.end(2)),))
+
+
+@lru_cache(maxsize=256)
+def _url_kind(scheme: str) -> str:
+    return "db-password" if _DB_SCHEMES.search(scheme) else "url-password"
 
 
 # A query (or fragment, or connection string) parameter: ?name=VALUE, &name=VALUE, ;name=VALUE.
@@ -244,12 +252,13 @@ _PASSWORD_ASSIGN = re.compile(
     r"(?i)" + _PASSWORD_NAME + r"\w{0,2}" + _ASSIGN + r"\\?([\"'`])([^\s\"'`\\]{1,200})\\?\1"
 )
 # Unquoted, inside a string or a command line: "Server=db;Password=VALUE;", putenv("PWD=VALUE"),
-# --password=VALUE. The value ends at a quote, ";", "&", a backslash (an escaped newline) or
-# the line's end; a "," or ")" after it is code (f(password=value)), not a password.
+# --password=VALUE, "host:6380,password=VALUE,ssl=True". The value ends at a quote, ";", "&",
+# a backslash (an escaped newline) or the line's end, or at "," in a list that "," separates;
+# a ")" after it, or a "," after a name that follows a space, is code: f(x, password=value).
 _PASSWORD_INLINE = re.compile(
     r"(?i)"
     + _PASSWORD_NAME
-    + r"\w{0,2}[ \t]{0,4}=[ \t]{0,4}(?=([^\s\"'`;&<>,()\\]{1,200}))\1(?=[\s\"'`;&\\]|\Z)"
+    + r"\w{0,2}[ \t]{0,4}=[ \t]{0,4}(?=([^\s\"'`;&<>,()\\=]{1,200}={0,2}))\1(?=[\s\"'`;&\\,]|\Z)"
 )
 _INLINE_BEFORE = frozenset(" \t;\"'`?&=")
 _CONFIG_ASSIGN = re.compile(
@@ -270,8 +279,11 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
                 yield Secret("password", (m.span(2),))
         for m in _PASSWORD_INLINE.finditer(text, a, b):
             start = _inline_start(text, m.start())
-            if start > a and text[start - 1] not in _INLINE_BEFORE:
+            before = text[start - 1] if start > a else ""
+            if before and before not in _INLINE_BEFORE and before != ",":
                 continue
+            if text[m.end(1) : m.end(1) + 1] == "," and before != ",":
+                continue  # f(password=value, ...) is code; host:6380,password=value,ssl=True is not
             value = m.group(1)
             if password_like(value) and not stand_in(value):
                 yield Secret("password", (m.span(1),))
@@ -369,9 +381,9 @@ def curl_users(text: str, example: bool) -> Iterator[Secret]:
 # --- Kubernetes Secrets ------------------------------------------------------------------------
 
 _K8S_KIND = re.compile(
-    r"(?m)^[ \t]{0,64}[\"']?kind[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?Secret[\"']?[ \t]{0,8}(?:#.*)?\r?$"
+    r"(?m)^[ \t]{0,64}[\"']?kind[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?Secret[\"']?[ \t]{0,8}(?:#[^\n]{0,500})?\r?$"
 )
-_K8S_DATA = re.compile(r"(?m)^([ \t]{0,64})(?:data|stringData):[ \t]{0,8}(?:#.*)?\r?$")
+_K8S_DATA = re.compile(r"(?m)^([ \t]{0,64})(?:data|stringData):[ \t]{0,8}(?:#[^\n]{0,500})?\r?$")
 _YAML_ENTRY = re.compile(r"[ \t]*([\w.\-]{1,253})[ \t]*:[ \t]*(.*?)[ \t]*\r?$")
 _BLOCK = re.compile(r"[|>][-+]?\d?")
 _ANY_KIND = re.compile(r"kind[\"']?[ \t]{0,8}:[ \t]{0,8}[\"']?Secret(?![\w-])")
@@ -424,7 +436,8 @@ def _yaml_values(text: str, pos: int, stop: int, indent: int) -> Iterator[Secret
         if block is not None and depth > block:
             value = body.rstrip()
             start = pos - len(line) + depth
-            yield Secret("kubernetes-secret", ((start, start + len(value)),))
+            if not _kept_k8s_value(value):
+                yield Secret("kubernetes-secret", ((start, start + len(value)),))
             continue
         block = None
         if depth != child:
@@ -445,8 +458,8 @@ def _yaml_values(text: str, pos: int, stop: int, indent: int) -> Iterator[Secret
 
 
 def _kept_k8s_value(value: str) -> bool:
-    """Empty, or a template ({{ .Values.password | b64enc }}): everything else in a Secret is one."""
-    return not value or "{{" in value or "${" in value
+    """Empty, a template ({{ .Values.password | b64enc }}) or redacted: all else in a Secret is one."""
+    return not value or "{{" in value or "${" in value or value.startswith("[REDACTED:")
 
 
 def _json_secret(text: str) -> Iterator[Secret]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import contexts
 from .paths import is_config_path, is_example_path, redact_path
 from .rules import RULES, Rule, find_tokens
-from .text import Lines, Secret, long_run_lines, replace, resolve
+from .text import Lines, Secret, long_run_lines, replace, resolve_all
 
 _MAX_PASSES = 4
 
@@ -24,35 +24,44 @@ class Redactor:
 
     def find(self, path: str, text: str) -> list[Secret]:
         """The secrets in ``text``, without overlaps, in order of position."""
+        return self._find(path, text)[0]
+
+    def _find(self, path: str, text: str) -> tuple[list[Secret], bool]:
+        """``find``, and whether no candidate lost to an overlapping one."""
         if not text:
-            return []
+            return [], True
         example = is_example_path(path)
+        # Order is priority: where two find the same text, the earlier one's kind is kept.
         found: list[Secret] = [*contexts.private_keys(text)]
         spans = long_run_lines(text)
-        if spans:
-            lines = Lines(text, spans)
+        lines = Lines(text, spans) if spans else None
+        if lines is not None:
             found += find_tokens(self.rules, lines)
+        found += contexts.kubernetes_secrets(text)
+        if lines is not None:
             found += contexts.assigned(lines)
             found += contexts.url_parameters(lines, example)
         found += contexts.url_passwords(text, example)
-        found += contexts.kubernetes_secrets(text)
         found += contexts.passwords(text, example, is_config_path(path))
         found += contexts.markup(text, example)
         found += contexts.curl_users(text, example)
-        return resolve(text, found)
+        return resolve_all(text, found)
 
     def redact(self, path: str, text: str) -> tuple[str, tuple[str, ...]]:
         """``text`` with every secret's value replaced, and one kind per secret removed."""
         kinds: list[str] = []
         # Where two candidates overlapped, the loser's remainder can look like a secret on its
-        # own once the winner is replaced: repeat until nothing is found, so a second call on
-        # the result finds nothing either.
+        # own once the winner is replaced: then look again, until nothing is found, so a second
+        # call on the result finds nothing either. (Without a loser there is nothing left over:
+        # a placeholder is never part of a secret.)
         for _ in range(_MAX_PASSES):
-            secrets = self.find(path, text)
+            secrets, whole = self._find(path, text)
             if not secrets:
                 break
             text = replace(text, secrets)
             kinds += (s.kind for s in secrets)
+            if whole:
+                break
         return text, tuple(kinds)
 
     def redact_diff(self, diff: str) -> tuple[str, tuple[str, ...]]:

@@ -52,7 +52,7 @@ UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
 # Regexes, templates, URLs, dates: text about values, not a value.
 NOT_TOKEN = re.compile(r"[\[\]{}<>\\|]|\(\?|://|^\d{4}-\d\d-\d\d")
 _DIGIT = re.compile(r"\d")
-_WORD = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{3,}")
+_WORD = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{3,}(?![A-Za-z])")  # an acronym ends where letters do
 
 
 def looks_fake(value: str) -> bool:

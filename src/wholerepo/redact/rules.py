@@ -227,7 +227,7 @@ RULES: tuple[Rule, ...] = (
         "azure-sas-token",
         OWN,
         ("sig=",),
-        r"[?&]sig=([A-Za-z0-9%+/]{40,200}={0,2})(?![A-Za-z0-9%+/=])",
+        r"sig=(?<=[?&]sig=)([A-Za-z0-9%+/]{40,200}={0,2})(?![A-Za-z0-9%+/=])",
         group=1,
     ),
     Rule(
@@ -593,7 +593,7 @@ RULES: tuple[Rule, ...] = (
         "telegram-token",
         (DS + "TelegramBotTokenDetector", GL + "telegram-bot-api-token"),
         (":AA",),
-        r"(?:(?<=bot)|(?<![\w:-]))\d{8,10}:AA[\w-]{33}(?![\w-])",
+        r"\d(?:(?<=bot\d)|(?<![\w:-]\d))\d{7,9}:AA[\w-]{33}(?![\w-])",
         check=_telegram,
     ),
     Rule(

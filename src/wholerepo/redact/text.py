@@ -9,7 +9,7 @@ from __future__ import annotations
 import bisect
 import string
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 def placeholder(kind: str) -> str:
@@ -17,8 +17,7 @@ def placeholder(kind: str) -> str:
     return f"[REDACTED:{kind}]"
 
 
-@dataclass(frozen=True, slots=True)
-class Secret:
+class Secret(NamedTuple):
     """One secret: its kind and the spans of text it occupies (a PEM block has one per line)."""
 
     kind: str
@@ -112,9 +111,13 @@ def lowered(text: str) -> str:
 
 
 def replace(text: str, secrets: list[Secret]) -> str:
-    pieces, at = [], 0
+    """``text`` with each secret's spans replaced by its placeholder (spans must not overlap)."""
+    pieces: list[str] = []
+    at = 0
+    marks: dict[str, str] = {}
     for a, b, kind in sorted((a, b, s.kind) for s in secrets for a, b in s.spans):
-        pieces += [text[at:a], placeholder(kind)]
+        mark = marks.get(kind) or marks.setdefault(kind, placeholder(kind))
+        pieces += (text[at:a], mark)
         at = b
     pieces.append(text[at:])
     return "".join(pieces)
@@ -122,19 +125,37 @@ def replace(text: str, secrets: list[Secret]) -> str:
 
 def resolve(text: str, found: list[Secret]) -> list[Secret]:
     """Drop secrets that overlap an earlier (higher-priority) one; spans never hold a newline."""
-    taken: list[tuple[int, int]] = []  # sorted, disjoint
+    return resolve_all(text, found)[0]
+
+
+def resolve_all(text: str, found: list[Secret]) -> tuple[list[Secret], bool]:
+    """``resolve``, and whether every candidate was kept whole (none dropped or cut)."""
+    whole = True
+    starts: list[int] = []  # the spans taken: sorted, disjoint, as two parallel lists
+    ends: list[int] = []
     kept: list[Secret] = []
     for secret in found:
-        spans = [(a, b) for a, b in secret.spans if b > a and "\n" not in text[a:b]]
-        if not spans or any(_overlaps(taken, a, b) for a, b in spans):
-            continue
+        spans = secret.spans
+        if len(spans) != 1 or spans[0][1] <= spans[0][0] or text.find("\n", *spans[0]) >= 0:
+            clean = tuple((a, b) for a, b in spans if b > a and text.find("\n", a, b) < 0)
+            if clean != spans:
+                whole = False
+                if not clean:
+                    continue
+                spans = clean
+                secret = Secret(secret.kind, spans)
+        places = []
         for a, b in spans:
-            bisect.insort(taken, (a, b))
-        kept.append(Secret(secret.kind, tuple(spans)))
+            i = bisect.bisect_left(starts, a)
+            if (i > 0 and ends[i - 1] > a) or (i < len(starts) and starts[i] < b):
+                break
+            places.append(i)
+        else:
+            for (a, b), i in sorted(zip(spans, places, strict=True), key=lambda p: (-p[1], -p[0][0])):
+                starts.insert(i, a)
+                ends.insert(i, b)
+            kept.append(secret)
+            continue
+        whole = False
     kept.sort(key=lambda s: s.spans[0])
-    return kept
-
-
-def _overlaps(taken: list[tuple[int, int]], a: int, b: int) -> bool:
-    i = bisect.bisect_left(taken, (a, b))
-    return (i > 0 and taken[i - 1][1] > a) or (i < len(taken) and taken[i][0] < b)
+    return kept, whole
