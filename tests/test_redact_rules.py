@@ -193,6 +193,10 @@ RULE_SAMPLES: dict[str, tuple[str, str | None]] = {
     "intra42-client-secret": ("s-s4" + "t2ud-" + rand("r-42", HEX, 64), None),
     "frameio-api-token": ("fio" + "-u-" + rand("r-fio", URL_SAFE, 64), None),
     "settlemint-token": ("sm" + "_pat_" + rand("r-sm", ALNUM, 16), None),
+    "vendor-uuid-token": (uid("r-snyk"), 'SNYK_TOKEN = "{}"'),
+    "nuget-api-key": ("oy" + "2" + rand("r-nuget", LOWER + DIGITS, 43), None),
+    "docker-hub-token": ("dckr" + "_pat_" + rand("r-dckr", URL_SAFE, 27), None),
+    "docker-auth": (basic("r-docker"), '{"auths": {"ghcr.io": {"auth": "{}"}}}'),
     "jwt": (
         base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
         + "."

@@ -96,6 +96,29 @@ def _segments(text: str, start: int, stop: int) -> list[tuple[int, int]]:
     return out
 
 
+_PUTTY_PRIVATE = re.compile(r"Private-Lines: {0,4}(\d{1,3})[ \t]{0,8}\r?\n")
+_BASE64_LINE = re.compile(r"[ \t]{0,16}([A-Za-z0-9+/]{1,200}={0,2})[ \t]{0,16}\r?")
+
+
+def putty_keys(text: str) -> Iterator[Secret]:
+    """A PuTTY key file's private part: the base64 lines its "Private-Lines: N" header counts."""
+    if "PuTTY-User-Key-File-" not in text:
+        return
+    for m in _PUTTY_PRIVATE.finditer(text):
+        spans: list[tuple[int, int]] = []
+        pos = m.end()
+        for _ in range(int(m.group(1))):
+            end = text.find("\n", pos)
+            end = len(text) if end < 0 else end
+            line = _BASE64_LINE.fullmatch(text, pos, end)
+            if line is None:
+                break
+            spans.append(line.span(1))
+            pos = end + 1
+        if spans:
+            yield Secret("private-key", tuple(spans))
+
+
 # --- URLs ------------------------------------------------------------------------------------
 
 _DB_SCHEMES = re.compile(
@@ -151,7 +174,8 @@ _PASSWORD_NAME = r"(?:passw(?:or)?d|passphrase|pwd)"
 _PASSWORD_WORD = re.compile(_PASSWORD_NAME + r"|pass$", re.IGNORECASE)
 # Tokens that are cursors, not credentials: NextToken, page_token, ContinuationToken...
 _NOT_SECRET_NAME = re.compile(
-    r"next|page|continuation|cursor|marker|output|input|sync|csrf|xsrf|public|type|length|size|file|path|"
+    r"next|page|pagina|continuation|cursor|marker|resume|offset|prev|output|input|sync|csrf|xsrf|public|type|"
+    r"length|size|file|path|"
     r"name|format|url|field|header|ttl|expir|count|policy|reset|forgot|hint|min|max",
     re.IGNORECASE,
 )
@@ -212,7 +236,9 @@ _KEY_NAME = re.compile(
     r"consumer|db|database|session|license|webhook|bot)[_.\-]?$"
 )
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
-_CURSOR_NAME = re.compile(r"next|page|continuation|cursor|marker|output|input|sync|csrf|xsrf")
+_CURSOR_NAME = re.compile(
+    r"next|page|pagina|continuation|cursor|marker|resume|offset|prev|output|input|sync|csrf|xsrf"
+)
 
 
 def _name_start(low: str, at: int, reach: int = 80) -> int:

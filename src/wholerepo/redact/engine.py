@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import contexts
 from .paths import is_config_path, is_example_path, redact_path
 from .rules import RULES, Rule, find_tokens
-from .text import Lines, Secret, long_run_lines, replace, resolve_all
+from .text import Lines, Secret, lines_with, long_run_lines, replace, resolve_all
 
 _MAX_PASSES = 4
 
@@ -20,7 +20,9 @@ class Redactor:
     """Finds secrets in a file's text and replaces each value with ``[REDACTED:<kind>]``."""
 
     def __init__(self, rules: tuple[Rule, ...] = RULES) -> None:
-        self.rules = rules
+        self.rules = tuple(rule for rule in rules if not rule.anywhere)
+        self.short_rules = tuple(rule for rule in rules if rule.anywhere)
+        self._short_markers = tuple(sorted({m for rule in self.short_rules for m in rule.markers}))
 
     def find(self, path: str, text: str) -> list[Secret]:
         """The secrets in ``text``, without overlaps, in order of position."""
@@ -32,11 +34,14 @@ class Redactor:
             return [], True
         example = is_example_path(path)
         # Order is priority: where two find the same text, the earlier one's kind is kept.
-        found: list[Secret] = [*contexts.private_keys(text)]
+        found: list[Secret] = [*contexts.private_keys(text), *contexts.putty_keys(text)]
         spans = long_run_lines(text)
         lines = Lines(text, spans) if spans else None
         if lines is not None:
             found += find_tokens(self.rules, lines)
+        short = lines_with(text, self._short_markers)
+        if short:
+            found += find_tokens(self.short_rules, Lines(text, short))
         found += contexts.kubernetes_secrets(text)
         if lines is not None:
             found += contexts.assigned(lines)

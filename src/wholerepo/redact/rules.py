@@ -43,6 +43,9 @@ class Rule:
     flags: int = 0
     group: int = 0  # the group holding the value (0: the whole match)
     check: Check | None = field(default=None, compare=False)
+    # Run on every line that holds a marker, not only on those with a 16+ character run: for
+    # values that can be short (base64 of "user:pass").
+    anywhere: bool = False
 
     @property
     def pattern(self) -> re.Pattern[str]:
@@ -171,13 +174,26 @@ def sk_kind(value: str) -> str:
     return "openai-key"
 
 
-def _basic(value: str, _before: str) -> bool:
+_AUTHORIZATION = re.compile(
+    r"authorization[\"']?\s{0,4}[:=,]?\s{0,4}[\"']?\s{0,4}basic[ \t]{1,4}$", re.IGNORECASE
+)
+
+
+def _basic(value: str, before: str) -> bool:
+    """After an Authorization header's name any base64 is the credential; elsewhere (the word
+    "Basic" in prose or code) only base64 that decodes to ``user:password``."""
+    if _AUTHORIZATION.search(before[-60:]):
+        return len(set(value.rstrip("="))) >= 4
     return basic_credentials(value)
 
 
 def _telegram(value: str, _before: str) -> bool:
     return mixed(value.split(":", 1)[1])
 
+
+# Vendors whose keys are UUIDs, as their names are written.
+_VENDORS = ("snyk", "hubspot", "postmark", "squarespace", "kucoin")
+_VENDOR_MARKERS = (*(s for v in _VENDORS for s in (v, v.upper(), v.title())), "HubSpot", "KuCoin")
 
 # --- the table -------------------------------------------------------------------------------
 
@@ -728,7 +744,7 @@ RULES: tuple[Rule, ...] = (
         "huggingface-token",
         (GL + "huggingface-access-token", GL + "huggingface-organization-api-token"),
         ("hf_", "api_org_"),
-        token(r"(?:hf|api_org)_[A-Za-z]{34}"),
+        token(r"(?:hf|api_org)_[A-Za-z0-9]{34}"),
         check=_two_cases,
     ),
     Rule(
@@ -833,6 +849,34 @@ RULES: tuple[Rule, ...] = (
         token(r"sm_[aps]at_[a-zA-Z0-9]{16}"),
         check=_mixed,
     ),
+    Rule(
+        "vendor-uuid-token",  # keys that are UUIDs: only next to their vendor's name
+        "api-token",
+        (
+            GL + "snyk-api-token",
+            GL + "hubspot-api-key",
+            GL + "squarespace-access-token",
+            GL + "kucoin-secret-key",
+        ),
+        _VENDOR_MARKERS,
+        r"(?:snyk|hubspot|postmark|squarespace|kucoin)\w{0,30}(?:key|token|secret)\w{0,30}['\"]?\s{0,4}"
+        r"(?:=|:|:=|=>)\s{0,4}['\"]?"
+        r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(?![\w-])",
+        re.IGNORECASE,
+        group=1,
+    ),
+    Rule("nuget-api-key", "nuget-key", OWN, ("oy2",), token(r"oy2[a-z0-9]{43}"), check=_mixed),
+    Rule("docker-hub-token", "docker-token", OWN, ("dckr_pat_",), token(r"dckr_pat_[A-Za-z0-9_-]{27,60}")),
+    Rule(
+        "docker-auth",  # "auth" in a Docker config (~/.docker/config.json, .dockerconfigjson)
+        "docker-auth",
+        OWN,
+        ('"auth"',),
+        r"\"auth\"\s{0,8}:\s{0,8}\"([A-Za-z0-9+/]{8,2000}={0,2})\"",
+        group=1,
+        check=_basic,
+        anywhere=True,
+    ),
     # --- generic shapes
     Rule(
         "jwt",
@@ -863,6 +907,7 @@ RULES: tuple[Rule, ...] = (
         r"(?:Basic|basic|BASIC)(?<![\w-].{5})[ \t]{1,4}([A-Za-z0-9+/]{8,2000}={0,2})(?![\w+/=-])",
         group=1,
         check=_basic,
+        anywhere=True,
     ),
 )
 
