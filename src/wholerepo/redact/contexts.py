@@ -47,6 +47,8 @@ def private_keys(text: str) -> Iterator[Secret]:
         near_end = i < len(ends) and ends[i] <= start + _PEM_REACH
         stop = ends[i] if near_end else _key_lines_end(text, start)
         done = stop
+        if not _KEY_LINE.search(text, start, stop):
+            continue  # "..." in documentation, or already redacted: no run of key material
         segments = _segments(text, start, stop)
         tokens = [
             [t for t in _PEM_TOKEN.finditer(text, a, b) if not t.group().startswith("\\")]

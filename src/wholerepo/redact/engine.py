@@ -20,9 +20,13 @@ class Redactor:
     """Finds secrets in a file's text and replaces each value with ``[REDACTED:<kind>]``."""
 
     def __init__(self, rules: tuple[Rule, ...] = RULES) -> None:
-        self.rules = tuple(rule for rule in rules if not rule.anywhere)
+        self.rules = rules
         self.short_rules = tuple(rule for rule in rules if rule.anywhere)
-        self._short_markers = tuple(sorted({m for rule in self.short_rules for m in rule.markers}))
+        # Short values are looked for on the lines that hold a marker as it is usually written
+        # ("Basic"); every spelling is found where the value is long enough (16+ characters)
+        # to make its line one of those all rules run on.
+        spellings = {m.title() if rule.lower else m for rule in self.short_rules for m in rule.markers}
+        self._short_markers = tuple(sorted(spellings))
 
     def find(self, path: str, text: str) -> list[Secret]:
         """The secrets in ``text``, without overlaps, in order of position."""
@@ -39,7 +43,8 @@ class Redactor:
         lines = Lines(text, spans) if spans else None
         if lines is not None:
             found += find_tokens(self.rules, lines)
-        short = lines_with(text, self._short_markers)
+        taken = set(spans)
+        short = [span for span in lines_with(text, self._short_markers) if span not in taken]
         if short:
             found += find_tokens(self.short_rules, Lines(text, short))
         found += contexts.kubernetes_secrets(text)

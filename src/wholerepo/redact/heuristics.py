@@ -10,6 +10,7 @@ import binascii
 import math
 import re
 import string
+from functools import lru_cache
 
 HEX = frozenset(string.hexdigits)
 
@@ -55,6 +56,7 @@ _DIGIT = re.compile(r"\d")
 _WORD = re.compile(r"[A-Z]?[a-z]{3,}|[A-Z]{3,}(?![A-Za-z])")  # an acronym ends where letters do
 
 
+@lru_cache(maxsize=4096)  # a file that repeats a value pays for judging it once
 def looks_fake(value: str) -> bool:
     """An example, a placeholder or a template: ``changeme``, ``<token>``, ``${TOKEN}``."""
     return bool(_FAKE.search(value) or _TEMPLATE.search(value))

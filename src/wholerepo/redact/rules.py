@@ -23,10 +23,10 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 
 from .heuristics import HEX, basic_credentials, classes, entropy, mixed, random_looking, wordy
-from .text import Lines, Secret
+from .text import Lines, Secret, lowered
 
 Check = Callable[[str, str], bool]  # (value, the text before it on its line) -> a secret?
 
@@ -42,15 +42,29 @@ class Rule:
     regex: str
     flags: int = 0
     group: int = 0  # the group holding the value (0: the whole match)
+    back: int = 0  # the value starts this many characters before the group (a look-behind read them)
+    # Markers and regex are lower case and run on the text in lower case (same offsets): one
+    # search for "heroku" instead of one each for heroku, HEROKU and Heroku.
+    lower: bool = False
     check: Check | None = field(default=None, compare=False)
     # Run on every line that holds a marker, not only on those with a 16+ character run: for
     # values that can be short (base64 of "user:pass").
     anywhere: bool = False
 
-    @property
+    @cached_property
+    def gate(self) -> bool:
+        """Whether the markers are looked for first: not when the regex starts with a literal,
+        which the engine finds as fast as a substring search (so markers would cost a second
+        scan); yes when it starts with a character class, tried position after position."""
+        return bool(self.markers) and not _LITERAL_START.match(self.regex)
+
+    @cached_property
     def pattern(self) -> re.Pattern[str]:
         """The compiled regex (compiled on first use: most rules never meet their marker)."""
         return _compile(self.regex, self.flags)
+
+
+_LITERAL_START = re.compile(r"[A-Za-z0-9_]{2}")
 
 
 @cache
@@ -193,7 +207,6 @@ def _telegram(value: str, _before: str) -> bool:
 
 # Vendors whose keys are UUIDs, as their names are written.
 _VENDORS = ("snyk", "hubspot", "postmark", "squarespace", "kucoin")
-_VENDOR_MARKERS = (*(s for v in _VENDORS for s in (v, v.upper(), v.title())), "HubSpot", "KuCoin")
 
 # --- the table -------------------------------------------------------------------------------
 
@@ -216,7 +229,7 @@ RULES: tuple[Rule, ...] = (
         "aws-secret-access-key",
         "aws-secret-key",
         (DS + "AWSKeyDetector",),
-        ("aws", "AWS", "Aws"),
+        ("aws",),
         token(r"[A-Za-z0-9/+]{40}", r"A-Za-z0-9/+", r"A-Za-z0-9/+="),
         check=_aws_secret,
     ),
@@ -298,11 +311,11 @@ RULES: tuple[Rule, ...] = (
         "heroku-api-key",
         "heroku-key",
         (GL + "heroku-api-key",),
-        ("heroku", "HEROKU", "Heroku"),
+        ("heroku",),
         r"heroku\w{0,30}(?:key|token|secret)\w{0,30}['\"]?\s{0,4}(?:=|:|:=|=>)\s{0,4}['\"]?"
         r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![\w-])",
-        re.IGNORECASE,
         group=1,
+        lower=True,
     ),
     Rule(
         "databricks-api-token",
@@ -647,15 +660,19 @@ RULES: tuple[Rule, ...] = (
         "mailgun-key",
         (GL + "mailgun-signing-key",),
         (),
-        token(_HEX32 + r"-[0-9a-f]{8}-[0-9a-f]{8}"),
+        # Found from its first "-" (a quick literal search), the 32 hex digits before it read
+        # by a look-behind: starting at a character class would try every position.
+        r"-(?<=(?<![\w-])[0-9a-f]{32}-)[0-9a-f]{8}-[0-9a-f]{8}(?![\w-])",
+        back=32,
         check=_mixed,
     ),
     Rule(
         "mailchimp-key",
         "mailchimp-key",
         (DS + "MailchimpDetector", GL + "mailchimp-api-key"),
-        ("-us",),
-        token(r"[0-9a-z]{32}-us[0-9]{1,2}"),
+        (),
+        r"-us(?<=(?<![\w-])[0-9a-z]{32}-us)[0-9]{1,2}(?![\w-])",
+        back=32,
         check=_mixed,
     ),
     # --- payments and commerce
@@ -858,12 +875,12 @@ RULES: tuple[Rule, ...] = (
             GL + "squarespace-access-token",
             GL + "kucoin-secret-key",
         ),
-        _VENDOR_MARKERS,
+        _VENDORS,
         r"(?:snyk|hubspot|postmark|squarespace|kucoin)\w{0,30}(?:key|token|secret)\w{0,30}['\"]?\s{0,4}"
         r"(?:=|:|:=|=>)\s{0,4}['\"]?"
-        r"([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})(?![\w-])",
-        re.IGNORECASE,
+        r"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![\w-])",
         group=1,
+        lower=True,
     ),
     Rule("nuget-api-key", "nuget-key", OWN, ("oy2",), token(r"oy2[a-z0-9]{43}"), check=_mixed),
     Rule("docker-hub-token", "docker-token", OWN, ("dckr_pat_",), token(r"dckr_pat_[A-Za-z0-9_-]{27,60}")),
@@ -875,7 +892,6 @@ RULES: tuple[Rule, ...] = (
         r"\"auth\"\s{0,8}:\s{0,8}\"([A-Za-z0-9+/]{8,2000}={0,2})\"",
         group=1,
         check=_basic,
-        anywhere=True,
     ),
     # --- generic shapes
     Rule(
@@ -894,30 +910,27 @@ RULES: tuple[Rule, ...] = (
         "bearer-token",
         "bearer-token",
         OWN,
-        ("Bearer", "bearer", "BEARER"),
-        r"(?:Bearer|bearer|BEARER)(?<![\w-].{6})[ \t]{1,4}([A-Za-z0-9_\-.~+/]{20,2000}={0,2})(?![\w.~+/=-])",
+        ("bearer",),
+        r"bearer(?<![\w-].{6})[ \t]{1,4}([a-z0-9_\-.~+/]{20,2000}={0,2})(?![\w.~+/=-])",
         group=1,
         check=_random,
+        lower=True,
     ),
     Rule(
         "basic-auth",
         "basic-auth",
         (GL + "curl-auth-header",),
-        ("Basic", "basic", "BASIC"),
-        r"(?:Basic|basic|BASIC)(?<![\w-].{5})[ \t]{1,4}([A-Za-z0-9+/]{8,2000}={0,2})(?![\w+/=-])",
+        ("basic",),
+        r"basic(?<![\w-].{5})[ \t]{1,4}([a-z0-9+/]{8,2000}={0,2})(?![\w+/=-])",
         group=1,
         check=_basic,
         anywhere=True,
+        lower=True,
     ),
 )
 
 RULE_IDS = frozenset(rule.id for rule in RULES)
 assert len(RULE_IDS) == len(RULES), "rule ids must be unique"
-
-
-@cache
-def _markers(rules: tuple[Rule, ...]) -> tuple[str, ...]:
-    return tuple(sorted({m for rule in rules for m in rule.markers}))
 
 
 _ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
@@ -927,14 +940,18 @@ _CONTEXT = 100  # characters of a value's line before it that a rule's check see
 def find_tokens(rules: tuple[Rule, ...], lines: Lines) -> Iterator[Secret]:
     """The values of ``rules``' formats in ``lines``: each rule runs only where a marker occurs."""
     joined = lines.text
-    present = {m for m in _markers(rules) if m in joined}
+    low = ""
     for rule in rules:
-        if rule.markers and present.isdisjoint(rule.markers):
+        text = joined
+        if rule.lower:
+            text = low = low or lowered(joined)
+        if rule.gate and not any(m in text for m in rule.markers):
             continue
-        for m in rule.pattern.finditer(joined):
+        for m in rule.pattern.finditer(text):
             start, end = m.span(rule.group)
             if start < 0:
                 continue
+            start -= rule.back
             if end < len(joined) and joined[end] in _ALNUM:
                 continue  # part of a longer word: not this format (the regex saw its start)
             value = joined[start:end]

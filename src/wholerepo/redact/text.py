@@ -144,6 +144,11 @@ def resolve_all(text: str, found: list[Secret]) -> tuple[list[Secret], bool]:
                     continue
                 spans = clean
                 secret = Secret(secret.kind, spans)
+        if len(spans) == 1 and (not ends or spans[0][0] >= ends[-1]):  # after all taken: append
+            starts.append(spans[0][0])
+            ends.append(spans[0][1])
+            kept.append(secret)
+            continue
         places = []
         for a, b in spans:
             i = bisect.bisect_left(starts, a)
