@@ -130,7 +130,7 @@ _DB_SCHEMES = re.compile(
 )
 # scheme://USERINFO@host, USERINFO running to the authority's last "@" (a password may hold "@").
 _URL_CRED = re.compile(
-    r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]{0,30})://([^\s/?#\[\]\"'`<>]{1,500})@(?=[A-Za-z0-9\[])"
+    r"(?<![A-Za-z0-9+.\-])([A-Za-z][A-Za-z0-9+.\-]{0,30})://([^\s/?\[\]\"'`<>]{1,500})@(?=[A-Za-z0-9\[])"
 )
 
 
@@ -154,6 +154,8 @@ def url_passwords(text: str, example: bool) -> Iterator[Secret]:
                 continue  # "," : a multi-host URL (host1:port,host2), not a password
             if stand_in(password) or looks_fake(password) or (example and not random_looking(password)):
                 continue
+            if password.isdigit() and len(password) <= 5:
+                continue  # host:port@ in a malformed URL, not a password
             yield Secret(_url_kind(m.group(1)), ((m.start(2) + colon + 1, m.end(2)),))
 
 
@@ -164,23 +166,103 @@ def _url_kind(scheme: str) -> str:
 
 # A query (or fragment, or connection string) parameter: ?name=VALUE, &name=VALUE, ;name=VALUE.
 # The value stops at the next parameter's separator, so tries never overlap.
-_PARAMETER = re.compile(r"[?&#;]([A-Za-z][\w.\-]{0,40})=([^?&#;\s\"'`<>\\]{1,500})")
+# In a URL a "#" starts the fragment; in a connection string (";" separated) it is part of the
+# value. "=" may only end a value (base64 padding), so that no try reads into the next one.
+_PARAMETER = re.compile(r"([?&#;])([A-Za-z][\w.\-]{0,40})=([^?&;\s\"'`<>\\=]{1,500}={0,2})")
 _PARAMETER_NAME = re.compile(
-    r"(?:[\w.\-]{0,40}[_.\-])?(?:api[_\-]?key|apikey|(?:access|secret|private|client|app|auth)[_\-]?key|key|"
+    r"key|(?:[\w.\-]{0,40}[_.\-])?(?:api[_\-]?key|apikey|(?:access|secret|private|client|app|auth)[_\-]?key|"
     r"(?:access|auth|refresh|id|session|private|api|bearer|client)?[_\-]?token|"
     r"(?:client[_\-]?)?secret|passw(?:or)?d|pwd|pass|passphrase|signature|sig|credentials?|auth)",
     re.IGNORECASE,
 )
 _PARAMETER_MARKERS = ("key=", "token=", "secret=", "pass", "pwd=", "sig", "auth=", "credential")
 _PASSWORD_NAME = r"(?:passw(?:or)?d|passphrase|pwd)"
-_PASSWORD_WORD = re.compile(_PASSWORD_NAME + r"|pass$", re.IGNORECASE)
-# Tokens that are cursors, not credentials: NextToken, page_token, ContinuationToken...
-_NOT_SECRET_NAME = re.compile(
-    r"next|page|pagina|continuation|cursor|marker|resume|offset|prev|output|input|sync|csrf|xsrf|public|type|"
-    r"length|size|file|path|"
-    r"name|format|url|field|header|ttl|expir|count|policy|reset|forgot|hint|min|max",
-    re.IGNORECASE,
+_PASSWORD_WORD = re.compile(_PASSWORD_NAME + r"|(?:^|[_.\-])pass$", re.IGNORECASE)
+_NAME_WORD = re.compile(r"[A-Z]{1,100}(?![a-z])|[A-Z]?[a-z]{1,100}|\d{1,100}")
+# A name with one of these words is about a secret, not one: cursors (NextToken, page_token),
+# CSRF tokens, public keys, inputs and outputs, resets.
+_NOT_SECRET_WORDS = frozenset(
+    {
+        "next",
+        "page",
+        "pagination",
+        "paging",
+        "continuation",
+        "cursor",
+        "marker",
+        "resume",
+        "offset",
+        "prev",
+        "previous",
+        "csrf",
+        "xsrf",
+        "public",
+        "sync",
+        "input",
+        "output",
+        "reset",
+        "forgot",
+    }
 )
+# ...or that ends in one of these: what it names is a property of the secret (token_hash,
+# secret_name, key_id, password_min_length, token_endpoint, api_key_header).
+_NOT_SECRET_LAST_WORDS = frozenset(
+    {
+        "id",
+        "ids",
+        "hash",
+        "hashed",
+        "digest",
+        "checksum",
+        "fingerprint",
+        "arn",
+        "name",
+        "names",
+        "type",
+        "types",
+        "url",
+        "uri",
+        "endpoint",
+        "path",
+        "file",
+        "dir",
+        "length",
+        "len",
+        "size",
+        "count",
+        "format",
+        "field",
+        "fields",
+        "header",
+        "headers",
+        "ttl",
+        "hint",
+        "policy",
+        "min",
+        "max",
+        "expiry",
+        "expires",
+        "expiration",
+        "prefix",
+        "suffix",
+        "version",
+        "label",
+        "description",
+        "env",
+        "var",
+        "variable",
+        "ref",
+        "template",
+    }
+)
+
+
+def not_a_secret_name(name: str) -> bool:
+    """``NextToken``, ``page_token``, ``secret_name``, ``token_hash``, ``key_id``: not credentials."""
+    words = [w.lower() for w in _NAME_WORD.findall(name)]
+    if not words:
+        return False
+    return words[-1] in _NOT_SECRET_LAST_WORDS or not _NOT_SECRET_WORDS.isdisjoint(words)
 
 
 def url_parameters(lines: Lines, example: bool, low: str | None = None) -> Iterator[Secret]:
@@ -194,12 +276,15 @@ def url_parameters(lines: Lines, example: bool, low: str | None = None) -> Itera
     if not any(marker in low for marker in _PARAMETER_MARKERS):
         return
     for m in _PARAMETER.finditer(text):
-        name, value = m.group(1), m.group(2)
-        if not _PARAMETER_NAME.fullmatch(name) or _NOT_SECRET_NAME.search(name):
+        name, value = m.group(2), m.group(3)
+        is_password = _PASSWORD_WORD.search(name) is not None
+        if m.group(1) != ";" and not is_password:  # a password may hold a "#"; a token does not
+            value = value.split("#", 1)[0]
+        if not value:
             continue
-        if name.lower().endswith(("id", "ids")):
-            continue  # client_id, key_id: identifiers
-        if _PASSWORD_WORD.search(name):
+        if not _PARAMETER_NAME.fullmatch(name) or not_a_secret_name(name):
+            continue  # client_id, page_token: identifiers and cursors
+        if is_password:
             if example or stand_in(value) or not password_like(value):
                 continue
             kind = "password"
@@ -207,7 +292,7 @@ def url_parameters(lines: Lines, example: bool, low: str | None = None) -> Itera
             kind = "url-credential"
         else:
             continue
-        pos, _, _ = lines.locate(m.start(2))
+        pos, _, _ = lines.locate(m.start(3))
         yield Secret(kind, ((pos, pos + len(value)),))
 
 
@@ -216,10 +301,10 @@ def url_parameters(lines: Lines, example: bool, low: str | None = None) -> Itera
 _SECRET_NAME = (
     r"(?:(?:api|secret|access|private|priv|auth|client|service|account|master|encryption|signing|"
     r"app|consumer|db|database|session|license|webhook|bot)[_.\-]?key|apikey|secret|token|"
-    r"credential|" + _PASSWORD_NAME + r")"
+    r"credential|" + _PASSWORD_NAME + r"|(?:^|[_.\-])pass$)"
 )
 SECRET_NAME = re.compile(_SECRET_NAME, re.IGNORECASE)
-_PASSWORD_NAME_END = re.compile(_PASSWORD_NAME + r"\w{0,2}$", re.IGNORECASE)
+_PASSWORD_NAME_END = re.compile(_PASSWORD_NAME + r"\w{0,2}$|(?:^|[_.\-])pass$", re.IGNORECASE)
 # After a name: its closing quotes or bracket (JSON inside a notebook escapes them: \"), then
 # an assignment, a comparison, a call's "(" or, after a quoted name, a call's "," (setenv,
 # define, setProperty), then the quoted value.
@@ -238,9 +323,6 @@ _KEY_NAME = re.compile(
     r"consumer|db|database|session|license|webhook|bot)[_.\-]?$"
 )
 _NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-.")
-_CURSOR_NAME = re.compile(
-    r"next|page|pagina|continuation|cursor|marker|resume|offset|prev|output|input|sync|csrf|xsrf"
-)
 
 
 def _name_start(low: str, at: int, reach: int = 80) -> int:
@@ -262,11 +344,9 @@ def assigned(lines: Lines) -> Iterator[Secret]:
                 or low.startswith("apikey", m.start() - 3)
             ):
                 continue  # a bare "key" names dictionary keys, not credentials
-            if m.group(1).endswith(("id", "ids")):
-                continue  # token_id, private_key_id: identifiers (detect-secrets' id heuristic)
             name_start = _name_start(low, m.start())
-            if _CURSOR_NAME.search(low, name_start, m.start()) or _CURSOR_NAME.search(m.group(1)):
-                continue  # NextToken, page_token: pagination cursors
+            if not_a_secret_name(lines.text[name_start : m.end(1)]):
+                continue  # token_id, NextToken, page_token: identifiers and cursors
             start, end = m.span(3)
             value = lines.text[start:end]
             if not random_looking(value):
@@ -289,9 +369,13 @@ _PASSWORD_INLINE = re.compile(
     + r"\w{0,2}[ \t]{0,4}=[ \t]{0,4}(?=([^\s\"'`;&<>,()\\=]{1,200}={0,2}))\1(?=[\s\"'`;&\\,]|\Z)"
 )
 _INLINE_BEFORE = frozenset(" \t;\"'`?&=")
+# SQL: CREATE USER ... PASSWORD 'VALUE', ALTER USER ... IDENTIFIED BY 'VALUE'
+_SQL_PASSWORD = re.compile(r"(?i)(?:password|identified[ \t]{1,4}by)[ \t]{1,4}(['\"])([^\s'\"\\]{1,200})\1")
+# name = value, name: value, export NAME=value, ENV NAME=value, - NAME=value (a compose list);
+# a "#" starts a comment only after white space (a password may hold one).
 _CONFIG_ASSIGN = re.compile(
-    r"(?m)^[ \t]{0,32}(?:export[ \t]{1,8}|ENV[ \t]{1,8})?([\w.\-]{1,100})[ \t]{0,16}[:=][ \t]{0,16}"
-    r"([^\s\"'#`]{8,300})[ \t\r]{0,16}(?:#.*)?$"
+    r"(?m)^[ \t]{0,32}(?:-[ \t]{1,8})?(?:export[ \t]{1,8}|ENV[ \t]{1,8})?([\w.\-]{1,100})[ \t]{0,16}[:=]"
+    r"[ \t]{0,16}([^\s\"'`]{8,300})[ \t\r]{0,16}(?:#.*)?$"
 )
 _PASSWORD_MARKERS = ("ssw", "SSW", "Ssw", "pwd", "PWD", "Pwd", "phrase", "PHRASE")
 
@@ -305,6 +389,9 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
         for m in _PASSWORD_ASSIGN.finditer(text, a, b):
             if password_like(m.group(2)):
                 yield Secret("password", (m.span(2),))
+        for m in _SQL_PASSWORD.finditer(text, a, b):
+            if password_like(m.group(2)) and not stand_in(m.group(2)):
+                yield Secret("password", (m.span(2),))
         for m in _PASSWORD_INLINE.finditer(text, a, b):
             start = _inline_start(text, m.start())
             before = text[start - 1] if start > a else ""
@@ -315,14 +402,36 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
             value = m.group(1)
             if password_like(value) and not stand_in(value):
                 yield Secret("password", (m.span(1),))
+    if "IDENTIFIED" in text or "identified" in text:
+        for a, b in lines_with(text, ("IDENTIFIED", "identified")):
+            for m in _SQL_PASSWORD.finditer(text, a, b):
+                if password_like(m.group(2)) and not stand_in(m.group(2)):
+                    yield Secret("password", (m.span(2),))
+    yield from _name_value_pairs(text, example)
     if config_file:
         for m in _CONFIG_ASSIGN.finditer(text):
             name, value = m.group(1), m.group(2)
-            if not SECRET_NAME.search(name) or name.lower().endswith(("id", "ids")):
+            if not SECRET_NAME.search(name) or not_a_secret_name(name):
                 continue
             is_password = _PASSWORD_NAME_END.search(name) is not None
             if random_looking(value) or (is_password and password_like(value)):
                 yield Secret("password" if is_password else "high-entropy", (m.span(2),))
+
+
+# Kubernetes env lists, and the like: "- name: DB_PASSWORD" with "value: VALUE" on the next line.
+_NAME_THEN_VALUE = re.compile(
+    r"(?m)^[ \t]{0,64}-?[ \t]{0,8}name:[ \t]{0,8}[\"']?([\w.\-]{1,100})[\"']?[ \t]{0,8}\r?\n"
+    r"[ \t]{0,64}value:[ \t]{0,8}([\"']?)([^\s\"']{1,300})\2[ \t]{0,8}\r?$"
+)
+
+
+def _name_value_pairs(text: str, example: bool) -> Iterator[Secret]:
+    if "value:" not in text:
+        return
+    for m in _NAME_THEN_VALUE.finditer(text):
+        kind = _named_value(m.group(1), m.group(3), example)
+        if kind is not None:
+            yield Secret(kind, (m.span(3),))
 
 
 def _inline_start(text: str, at: int) -> int:
@@ -336,7 +445,9 @@ def _inline_start(text: str, at: int) -> int:
 
 # <password>VALUE</password>, <ns:apiKey attr="...">VALUE</ns:apiKey>: a try starts at each "<",
 # and neither the attributes nor the value read past the next "<".
-_ELEMENT = re.compile(r"<([A-Za-z_][\w.:\-]{0,80})(?:\s[^<>]{0,300})?>([^<>\n]{1,500})</\1\s{0,4}>")
+_ELEMENT = re.compile(r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?>([^<>\n]{1,500})</\1\s{0,4}>")
+# <entry key="db.password">VALUE</entry>: the element's own name says nothing, its key does.
+_NAMING_ATTRIBUTE = re.compile(r"\s(?:key|name)\s{0,4}=\s{0,4}[\"']([\w.:\-]{1,100})[\"']", re.IGNORECASE)
 # <add key="Password" value="VALUE"/>, <property name="db.password" value="VALUE"/>
 _KEY_VALUE_TAG = re.compile(
     r"<(?:add|property|setting|param|entry|parameter)\s([^<>]{1,600})>", re.IGNORECASE
@@ -347,7 +458,7 @@ _MAVEN_ENCRYPTED = re.compile(r"\{[A-Za-z0-9+/=]{8,500}\}")
 
 def _named_value(name: str, value: str, example: bool) -> str | None:
     """The kind of secret ``value`` is under ``name``, or None."""
-    if not SECRET_NAME.search(name) or _NOT_SECRET_NAME.search(name) or name.lower().endswith(("id", "ids")):
+    if not SECRET_NAME.search(name) or not_a_secret_name(name):
         return None
     if _PASSWORD_WORD.search(name):
         if example:
@@ -365,24 +476,25 @@ def markup(text: str, example: bool) -> Iterator[Secret]:
     if "<" not in text:
         return
     for m in _ELEMENT.finditer(text):
-        if True:
-            name = m.group(1).rsplit(":", 1)[-1]
-            raw = m.group(2)
-            value = raw.strip()
-            kind = _named_value(name, value, example) if value else None
-            if kind is not None:
-                start = m.start(2) + raw.index(value)
-                yield Secret(kind, ((start, start + len(value)),))
+        name = m.group(1).rsplit(":", 1)[-1]
+        named = _NAMING_ATTRIBUTE.search(m.group(2) or "")
+        raw = m.group(3)
+        value = raw.strip()
+        kind = _named_value(name, value, example) if value else None
+        if kind is None and named is not None and value:
+            kind = _named_value(named.group(1), value, example)
+        if kind is not None:
+            start = m.start(3) + raw.index(value)
+            yield Secret(kind, ((start, start + len(value)),))
     for m in _KEY_VALUE_TAG.finditer(text):
-        if True:
-            attributes = {k.lower(): (v, s) for k, v, s in _attributes(m)}
-            name = (attributes.get("key") or attributes.get("name") or ("", 0))[0]
-            if "value" not in attributes or not name:
-                continue
-            value, start = attributes["value"]
-            kind = _named_value(name, value, example) if value else None
-            if kind is not None:
-                yield Secret(kind, ((start, start + len(value)),))
+        attributes = {k.lower(): (v, s) for k, v, s in _attributes(m)}
+        name = (attributes.get("key") or attributes.get("name") or ("", 0))[0]
+        if "value" not in attributes or not name:
+            continue
+        value, start = attributes["value"]
+        kind = _named_value(name, value, example) if value else None
+        if kind is not None:
+            yield Secret(kind, ((start, start + len(value)),))
 
 
 def _attributes(tag: re.Match[str]) -> Iterator[tuple[str, str, int]]:
