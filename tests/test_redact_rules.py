@@ -155,6 +155,7 @@ RULE_SAMPLES: dict[str, tuple[str, str | None]] = {
     ),
     "telegram-token": (rand("r-tg1", DIGITS, 10) + ":" + "AA" + rand("r-tg2", ALNUM, 33), None),
     "twilio-key": ("S" + "K" + rand("r-twilio", HEX, 32), None),
+    "twilio-account-sid": ("A" + "C" + rand("r-twilio-ac", HEX, 32), None),
     "sendgrid-key": ("S" + "G." + rand("r-sg1", URL_SAFE, 22) + "." + rand("r-sg2", URL_SAFE, 43), None),
     "sendinblue-key": ("xkey" + "sib-" + rand("r-sib1", HEX, 64) + "-" + rand("r-sib2", ALNUM, 16), None),
     "mailgun-key": ("ke" + "y-" + rand("r-mg", HEX, 32), None),

@@ -420,18 +420,21 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
 
 # Kubernetes env lists, and the like: "- name: DB_PASSWORD" with "value: VALUE" on the next line.
 _NAME_THEN_VALUE = re.compile(
-    r"(?m)^[ \t]{0,64}-?[ \t]{0,8}name:[ \t]{0,8}[\"']?([\w.\-]{1,100})[\"']?[ \t]{0,8}\r?\n"
-    r"[ \t]{0,64}value:[ \t]{0,8}([\"']?)([^\s\"']{1,300})\2[ \t]{0,8}\r?$"
+    r"[ \t]{0,64}-?[ \t]{0,8}name:[ \t]{0,8}[\"']?([\w.\-]{1,100})[\"']?[ \t]{0,8}\r?\n"
+    r"[ \t]{0,64}value:[ \t]{0,8}([\"']?)([^\s\"']{1,300})\2[ \t]{0,8}\r?"
 )
 
 
 def _name_value_pairs(text: str, example: bool) -> Iterator[Secret]:
-    if "value:" not in text:
-        return
-    for m in _NAME_THEN_VALUE.finditer(text):
-        kind = _named_value(m.group(1), m.group(3), example)
-        if kind is not None:
-            yield Secret(kind, (m.span(3),))
+    """Each line holding "value:" is matched with the line before it, once."""
+    for a, b in lines_with(text, ("value:",)):
+        if a == 0:
+            continue
+        m = _NAME_THEN_VALUE.fullmatch(text, text.rfind("\n", 0, a - 1) + 1, b)
+        if m is not None:
+            kind = _named_value(m.group(1), m.group(3), example)
+            if kind is not None:
+                yield Secret(kind, (m.span(3),))
 
 
 def _inline_start(text: str, at: int) -> int:

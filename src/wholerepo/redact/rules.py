@@ -21,6 +21,7 @@ import base64
 import binascii
 import json
 import re
+import string
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -43,6 +44,8 @@ class Rule:
     flags: int = 0
     group: int = 0  # the group holding the value (0: the whole match)
     back: int = 0  # the value starts this many characters before the group (a look-behind read them)
+    # ...or, with back_over, up to ``back`` characters before it, as long as they are of these
+    back_over: frozenset[str] = frozenset()
     # Markers and regex are lower case and run on the text in lower case (same offsets): one
     # search for "heroku" instead of one each for heroku, HEROKU and Heroku.
     lower: bool = False
@@ -159,9 +162,14 @@ def _jwt_valid(value: str, _before: str) -> bool:
     return True
 
 
-def _discord_valid(value: str, _before: str) -> bool:
+_TOKEN_CHARS = frozenset(string.ascii_letters + string.digits + "_-.")
+
+
+def _discord_valid(value: str, before: str) -> bool:
     """The first part of a Discord bot token is the bot's numeric id in base64."""
     first = value.split(".", 1)[0]
+    if not (24 <= len(first) <= 26 and first[0] in "MNO") or before[-1:] in _TOKEN_CHARS:
+        return False
     try:
         decoded = base64.b64decode(first + "=" * (-len(first) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
@@ -223,7 +231,7 @@ RULES: tuple[Rule, ...] = (
         "aws-access-key",
         (DS + "AWSKeyDetector", GL + "aws-access-token"),
         ("AKIA", "ASIA", "ABIA", "ACCA", "A3T"),
-        r"(?:A3T[A-Z0-9]|ABIA|ACCA|AKIA|ASIA)(?<![A-Za-z0-9].{4})[0-9A-Z]{16}(?![A-Za-z0-9])",
+        r"A(?:3T[A-Z0-9]|BIA|CCA|KIA|SIA)(?<![A-Za-z0-9].{4})[0-9A-Z]{16}(?![A-Za-z0-9])",
     ),
     Rule(
         "aws-secret-access-key",
@@ -295,7 +303,7 @@ RULES: tuple[Rule, ...] = (
         (GL + "flyio-access-token",),
         ("fo1_", "fm1a_", "fm1r_", "fm2_"),
         token(
-            r"(?:fo1_[\w-]{43}|fm1[ar]_[a-zA-Z0-9+/]{100,2000}={0,3}|fm2_[a-zA-Z0-9+/]{100,2000}={0,3})",
+            r"f(?:o1_[\w-]{43}|m1[ar]_[a-zA-Z0-9+/]{100,2000}={0,3}|m2_[a-zA-Z0-9+/]{100,2000}={0,3})",
             r"\w+/-",
             r"\w+/=-",
         ),
@@ -406,7 +414,7 @@ RULES: tuple[Rule, ...] = (
         "gitlab-token",
         (DS + "GitLabTokenDetector", GL + "gitlab-pat", GL + "gitlab-deploy-token", GL + "gitlab-feed-token"),
         ("glpat-", "gldt-", "glft-", "glsoat-", "glrt-", "glffct-"),
-        token(r"(?:glpat|gldt|glft|glsoat|glrt|glffct)-[A-Za-z0-9_\-]{20,50}"),
+        token(r"gl(?:pat|dt|ft|soat|rt|ffct)-[A-Za-z0-9_\-]{20,50}"),
     ),
     Rule(
         "gitlab-runner-registration-token",
@@ -426,8 +434,8 @@ RULES: tuple[Rule, ...] = (
         ),
         ("glcbt-", "glimt-", "glptt-", "glagent-", "gloas-"),
         token(
-            r"(?:glcbt-(?:[0-9a-fA-F]{2}_)?[A-Za-z0-9_\-]{20,50}|glimt-[A-Za-z0-9_\-]{25}|"
-            r"glptt-[A-Za-z0-9_\-]{40}|glagent-[A-Za-z0-9_\-]{50,1024}|gloas-[A-Za-z0-9_\-]{64})"
+            r"gl(?:cbt-(?:[0-9a-fA-F]{2}_)?[A-Za-z0-9_\-]{20,50}|imt-[A-Za-z0-9_\-]{25}|"
+            r"ptt-[A-Za-z0-9_\-]{40}|agent-[A-Za-z0-9_\-]{50,1024}|oas-[A-Za-z0-9_\-]{64})"
         ),
     ),
     Rule(
@@ -605,8 +613,11 @@ RULES: tuple[Rule, ...] = (
         "discord-token",
         "discord-token",
         (DS + "DiscordBotTokenDetector",),
-        (".",),
-        token(r"[MNO][\w-]{23,25}\.[\w-]{6}\.[\w-]{27,38}", r"\w.-"),
+        (),
+        # Found from its first dot (a quick literal search); the id before it is read backwards.
+        r"\.(?<=[\w-]\.)[\w-]{6}\.[\w-]{27,38}(?![\w-])",
+        back=26,
+        back_over=frozenset(string.ascii_letters + string.digits + "_-"),
         check=_discord_valid,
     ),
     Rule(
@@ -629,8 +640,16 @@ RULES: tuple[Rule, ...] = (
         "twilio-key",
         "twilio-key",
         (DS + "TwilioKeyDetector", GL + "twilio-api-key"),
-        ("AC", "SK"),
-        token(r"(?:AC|SK)[0-9a-f]{32}"),
+        ("SK",),
+        token(r"SK[0-9a-f]{32}"),
+        check=_mixed,
+    ),
+    Rule(
+        "twilio-account-sid",
+        "twilio-key",
+        (DS + "TwilioKeyDetector",),
+        ("AC",),
+        token(r"AC[0-9a-f]{32}"),
         check=_mixed,
     ),
     Rule(
@@ -951,7 +970,12 @@ def find_tokens(rules: tuple[Rule, ...], lines: Lines) -> Iterator[Secret]:
             start, end = m.span(rule.group)
             if start < 0:
                 continue
-            start -= rule.back
+            if rule.back_over:
+                limit = max(0, start - rule.back)
+                while start > limit and joined[start - 1] in rule.back_over:
+                    start -= 1
+            else:
+                start -= rule.back
             if end < len(joined) and joined[end] in _ALNUM:
                 continue  # part of a longer word: not this format (the regex saw its start)
             value = joined[start:end]
