@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
 
-from .heuristics import HEX, basic_credentials, classes, entropy, mixed, random_looking, wordy
+from .heuristics import HEX, basic_credentials, classes, decode_base64, entropy, mixed, random_looking, wordy
 from .text import Lines, Secret, lowered
 
 Check = Callable[[str, str], bool]  # (value, the text before it on its line) -> a secret?
@@ -204,8 +204,8 @@ _AUTHORIZATION = re.compile(
 def _basic(value: str, before: str) -> bool:
     """After an Authorization header's name any base64 is the credential; elsewhere (the word
     "Basic" in prose or code) only base64 that decodes to ``user:password``."""
-    if _AUTHORIZATION.search(before[-60:]):
-        return len(set(value.rstrip("="))) >= 4
+    if _AUTHORIZATION.search(before[-60:]):  # base64 of any text, or random enough to be a token
+        return decode_base64(value) is not None or random_looking(value)
     return basic_credentials(value)
 
 
