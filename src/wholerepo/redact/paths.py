@@ -29,18 +29,13 @@ def is_config_path(path: str) -> bool:
     return bool(_CONFIG_PATH.search(path))
 
 
+_RUN = re.compile(r"[A-Za-z0-9+=_\-:~]{16,4096}")
+_DIGIT_OR_CAPITAL = re.compile(r"[0-9A-Z]")
+
+
 def _may_hold_token(path: str) -> bool:
     """A run of 16+ token characters with a digit or a capital: short of that no format fits."""
-    run = digits_or_caps = 0
-    for c in path:
-        if c.isascii() and (c.isalnum() or c in "+=_-:~"):
-            run += 1
-            digits_or_caps += c.isdigit() or c.isupper()
-            if run >= 16 and digits_or_caps:
-                return True
-        else:
-            run = digits_or_caps = 0
-    return False
+    return any(_DIGIT_OR_CAPITAL.search(run) for run in _RUN.findall(path))
 
 
 def redact_path(path: str) -> tuple[str, tuple[str, ...]]:
