@@ -415,14 +415,17 @@ ADVERSARIAL = {
 
 @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
 def test_a_mebibyte_of_adversarial_text_redacts_in_under_a_second(name: str) -> None:
-    """The issue's bound: 100 KB of such text took 96 s; every rule must be linear now."""
+    """The issue's bound: 100 KB of such text took 96 s; every rule must be linear now.
+
+    CPU time of the whole call: CI shares this 2-core machine, and wall time would measure the
+    neighbours too."""
     text = ADVERSARIAL[name]
     redactor = Redactor()
     redactor.redact("warm.py", "x = 1\n")
     for path in ("app/module.py", "deploy/values.yaml"):
-        start = time.perf_counter()
+        start = time.process_time()
         redacted, _ = redactor.redact(path, text)
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         assert elapsed < 1.0, f"{name} in {path}: {elapsed:.2f} s"
         assert redacted.count("\n") == text.count("\n")
 
