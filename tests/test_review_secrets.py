@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import MakeRepo, git
 from fake_openai import Chat, FakeOpenAI
 from test_redact import GCP_JSON, PEM_BLOCK, PEM_LINES, SEEDS, source_for
+from test_redact_corpus import leaky_repo
 from wholerepo.cli import main
 
 KEY = "sk-wire-7c6b5a4938271605f4e3"
@@ -88,3 +89,15 @@ def test_secrets_removed_by_the_diff_are_not_sent_either(make_repo: MakeRepo) ->
         assert review(fake, repo, "--base", "before", "--no-redact") == 0
         wire = received(fake)
     assert all(s.value.encode() in wire for s in seeds)
+
+
+def test_review_sends_none_of_the_corpus_secrets(make_repo: MakeRepo) -> None:
+    """Issue 11's shapes (notebooks, XML, connection strings, Secrets, names...) stay home too."""
+    repo, values = leaky_repo(make_repo)
+    with FakeOpenAI() as fake:
+        fake.script(Chat(json.dumps({"summary": "ok", "findings": []})))
+        assert review(fake, repo) == 0
+        wire = received(fake)
+    assert len(fake.chats) == 1 and b"[REDACTED:" in wire
+    leaked = [v for v in values if v.encode() in wire or json.dumps(v)[1:-1].encode() in wire]
+    assert leaked == []

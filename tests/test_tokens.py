@@ -30,7 +30,7 @@ def hf_ids(hf: HFTokenizer, text: str) -> list[int]:
     return list(hf.encode(text, add_special_tokens=False).ids)
 
 
-REAL_CODE = sorted(SRC.glob("*.py"))
+REAL_CODE = sorted(SRC.parent.glob("**/*.py"))  # every module of wholerepo
 
 SAMPLES = {
     "cjk": "数据库连接失败：请检查配置。漢字とひらがなとカタカナ、한국어 텍스트도。\n第123章 2024年",

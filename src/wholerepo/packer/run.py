@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import UsageError
 from ..git.listing import Candidate, FileTooLarge, Listing, discover, read_bytes
 from ..git.repo import work_tree
+from ..redact.paths import redact_path
 from ..settings import FIELDS, Settings, Trust, load_settings
 from ..tokens import Tokenizer, may_hold_control_token
 from ..tokens.counter import Batch, TokenCounter, text_key
@@ -230,7 +231,7 @@ def pack(
         counter.close()
         cache.close()
 
-    files = tuple(_packed(w, chosen) for w in work)
+    files = tuple(_packed(w, chosen, settings.redact) for w in work)
     prefix = ""
     if listing.repo_root is not None and listing.repo_root != listing.root:
         prefix = listing.root.relative_to(listing.repo_root).as_posix() + "/"
@@ -267,9 +268,9 @@ def _check_include(listing: Listing, rules: filters.Rules, settings: Settings, w
 
 _CHUNK = 64  # files read, rendered and handed to the counter at a time
 
-# Files that carry the versions of the libraries whose behaviour shapes a section: the secret
-# detectors (redaction) and the tokenizer engine (counts). Read, not imported.
-_LIBRARY_VERSION_FILES = (("detect_secrets", "__version__.py"), ("tiktoken", "__init__.py"))
+# Files that carry the versions of the libraries whose behaviour shapes a section: the tokenizer
+# engine (counts). Read, not imported. (The secret detectors are wholerepo's own.)
+_LIBRARY_VERSION_FILES = (("tiktoken", "__init__.py"),)
 
 
 def _library_versions() -> bytes:
@@ -285,8 +286,16 @@ def _library_versions() -> bytes:
     return b"\0".join(found)
 
 
+def source_files() -> list[Path]:
+    """Every source file of wholerepo: its modules and templates."""
+    package = Path(__file__).resolve().parent.parent
+    return sorted(
+        p for p in package.rglob("*") if p.suffix in (".py", ".j2") and "__pycache__" not in p.parts
+    )
+
+
 @functools.cache
-def _code_digest() -> str:
+def code_digest() -> str:
     """A digest of every source file of wholerepo (read, not imported) and of the library versions.
 
     Every file, not a hand-kept list: a section rendered by other code is never reused, whichever
@@ -294,9 +303,7 @@ def _code_digest() -> str:
     """
     digest = hashlib.blake2b(_library_versions(), digest_size=16)
     package = Path(__file__).resolve().parent.parent
-    files = sorted(
-        p for p in package.rglob("*") if p.suffix in (".py", ".j2") and "__pycache__" not in p.parts
-    )
+    files = source_files()
     if not files:  # installed without sources (zipapp, frozen): never reuse across runs
         digest.update(os.urandom(16))
     for file in files:
@@ -310,7 +317,7 @@ def _code_digest() -> str:
 def _render_key(settings: Settings) -> bytes:
     """Everything besides the path and the bytes that decides a file's section and its count."""
     parts = (
-        _code_digest(),
+        code_digest(),
         settings.tokenizer,
         settings.style,
         settings.line_numbers,
@@ -385,7 +392,7 @@ def redaction_key(path: str, content: bytes) -> str:
     digest = hashlib.blake2b(path.encode("utf-8", "surrogateescape") + b"\0" + content, digest_size=20)
     # Any change to the rules or to decoding invalidates what the cache knows about clean files;
     # the sources are read, not imported, so a warm run that needs no redaction compiles no rule.
-    return f"redact-{_code_digest()}:{digest.hexdigest()}"
+    return f"redact-{code_digest()}:{digest.hexdigest()}"
 
 
 def _redact(kept: list[_Work], cache: TokenCache) -> None:
@@ -412,9 +419,11 @@ def _numbered(text: str, settings: Settings) -> str:
     return styles.number_lines(text, settings.line_numbers, settings.line_number_interval)
 
 
-def _packed(w: _Work, chosen: set[str]) -> PackedFile:
+def _packed(w: _Work, chosen: set[str], redact: bool) -> PackedFile:
     path = w.candidate.path
     if w.reason is not None:
+        if redact:  # a token in a file or directory name: skipped (reason secret), name shown redacted
+            path = redact_path(path)[0]
         return PackedFile(path, "skipped", w.reason, 0, w.size, 0, w.encoding)
     if path not in chosen:
         return PackedFile(

@@ -61,21 +61,56 @@ SECRET_NAMES = frozenset(
         ".npmrc",
         ".pypirc",
         ".netrc",
+        "_netrc",  # .netrc on Windows
         ".htpasswd",
         "credentials.json",
         ".git-credentials",
         ".dockercfg",
+        ".pgpass",
+        "pgpass.conf",  # .pgpass on Windows
+        ".s3cfg",  # s3cmd
+        ".boto",  # boto / gsutil
+        ".passwd-s3fs",
+        ".vault-token",
+        "application_default_credentials.json",  # gcloud
+        "credentials.tfrc.json",  # Terraform Cloud
     }
+)
+# Files whose name alone is common (config, credentials) but that hold credentials in these
+# directories: Docker's and the AWS, Kubernetes, Cargo, RubyGems, GitHub and Azure CLIs'.
+SECRET_PATHS = (
+    ".docker/config.json",
+    ".aws/credentials",
+    ".kube/config",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".gem/credentials",
+    ".config/gh/hosts.yml",
+    ".azure/accessTokens.json",
+    ".azure/msal_token_cache.json",
 )
 SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", ".ppk")
 SECRET_TEMPLATES = (".example", ".sample", ".template", ".dist", ".defaults")
 
 
-def is_secret_file(name: str) -> bool:
-    """Names that by convention hold credentials (.env, private keys, keystores)."""
+def is_secret_file(path: str) -> bool:
+    """Files that by convention hold credentials (.env, private keys, keystores, ~/.aws/credentials).
+
+    ``path`` is relative to the repository's root, or a bare file name.
+    """
+    name = path.rsplit("/", 1)[-1]
     if name in SECRET_NAMES or name.endswith(SECRET_SUFFIXES):
         return True
+    if any(path == p or path.endswith("/" + p) for p in SECRET_PATHS):
+        return True
     return name.startswith(".env.") and not name.endswith(SECRET_TEMPLATES)
+
+
+def names_a_secret(path: str) -> bool:
+    """Whether a file or directory name in ``path`` holds a secret (a token in a name)."""
+    from ..redact.paths import path_holds_secret  # most paths never need the rules
+
+    return path_holds_secret(path)
 
 
 _MINIFIED_NAME = re.compile(r"\.min\.(js|css|mjs)$|[.-]bundle\.js$")
@@ -264,7 +299,7 @@ def by_path(candidate: Candidate, rules: Rules) -> Reason | None:
     if rules.exclude is not None and rules.exclude.match_file(path):
         return Reason.EXCLUDED
     name = path.rsplit("/", 1)[-1]
-    if rules.skip_secret_files and is_secret_file(name):
+    if rules.skip_secret_files and (is_secret_file(path) or names_a_secret(path)):
         return Reason.SECRET
     if name in OWN_OUTPUT_NAMES:
         return Reason.OWN_OUTPUT
