@@ -101,6 +101,7 @@ FINDING_KEYS = (
     "body",
     "suggestion",
     "quote",
+    "replacement",
 )
 
 
@@ -132,6 +133,9 @@ class Finding:
     in_diff: bool | None = None
     moved_from: int | None = None
     fingerprint: str = ""
+    # The exact code that replaces start_line..end_line, when the model gave one (None: none;
+    # "": delete the lines). Kept verbatim: publishers check it applies before offering it.
+    replacement: str | None = None
 
 
 @dataclass(frozen=True)
@@ -360,6 +364,7 @@ class _Fields:
     suggestion: str | None
     quote: str | None
     quote_raw: str
+    replacement: str | None = None
 
 
 def verify(
@@ -502,6 +507,7 @@ def _finding(
         suggestion=fields.suggestion,
         quote=fields.quote,
         moved_from=moved_from,
+        replacement=fields.replacement,
     )
 
 
@@ -517,6 +523,13 @@ def _coerce(raw: Mapping[str, Any]) -> _Fields:
     path = path_value[: PATH_LIMIT * 4] if isinstance(path_value, str) and path_value.strip() else None
     start = _as_line(raw.get("start_line"))
     end = _as_line(raw.get("end_line"))
+    replacement_value = raw.get("replacement")
+    replacement = (
+        _as_text(replacement_value)[: TEXT_LIMIT * 2]
+        if isinstance(replacement_value, str)
+        or (isinstance(replacement_value, list) and all(isinstance(v, str) for v in replacement_value))
+        else None
+    )
     return _Fields(
         path=path,
         start=start,
@@ -528,6 +541,7 @@ def _coerce(raw: Mapping[str, Any]) -> _Fields:
         suggestion=suggestion,
         quote=quote,
         quote_raw=quote_raw[: TEXT_LIMIT * 4],
+        replacement=replacement,
     )
 
 
@@ -758,6 +772,11 @@ def response_schema() -> dict[str, Any]:
                 "type": ["string", "null"],
                 "description": "the cited code copied verbatim, without line numbers",
             },
+            "replacement": {
+                "type": ["string", "null"],
+                "description": "only when certain: the exact code that replaces lines start_line..end_line"
+                " (whole lines, indentation kept, no line numbers); null otherwise",
+            },
         },
         "required": list(FINDING_KEYS),
         "additionalProperties": False,
@@ -789,6 +808,7 @@ def example_reply() -> str:
                 "body": "range() stops before total_pages, so the final page is never fetched.",
                 "suggestion": "Iterate over range(1, total_pages + 1).",
                 "quote": "for page in range(1, total_pages):",
+                "replacement": "    for page in range(1, total_pages + 1):",
             }
         ],
     }
