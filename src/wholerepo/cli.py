@@ -817,6 +817,10 @@ def models_command(ctx: click.Context, /, **params: Any) -> None:
 
 __all__ = ["FAIL_ON", "FORMATS", "THINKING", "flag_overrides", "functools", "main", "pack_options"]
 
+from .publish.command import pr_review_command  # noqa: E402 (it builds on the definitions above)
+
+main.add_command(pr_review_command)
+
 
 def run() -> None:
     """The console script: ``main``, then an exit that skips the interpreter's teardown.
