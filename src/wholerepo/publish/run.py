@@ -55,7 +55,7 @@ query($owner: String!, $name: String!, $number: Int!, $after: String) {
           resolvedBy { login }
           comments(first: 1) {
             nodes {
-              databaseId
+              fullDatabaseId
               body
               author { login }
               reactions(content: THUMBS_DOWN) { totalCount }
@@ -256,11 +256,19 @@ def _thread(node: Mapping[str, Any]) -> Thread:
         resolved=bool(node.get("isResolved")),
         resolved_by=((node.get("resolvedBy") or {}).get("login")),
         outdated=bool(node.get("isOutdated")),
-        comment_id=first.get("databaseId"),
+        comment_id=_int(first.get("fullDatabaseId")),
         author=(first.get("author") or {}).get("login"),
         body=str(first.get("body") or ""),
         thumbs_down=int(((first.get("reactions") or {}).get("totalCount")) or 0),
     )
+
+
+def _int(value: Any) -> int | None:
+    """A BigInt as GitHub sends it (a string), or an int."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 # -- 5. reconciling runs ---------------------------------------------------------------------------
