@@ -278,10 +278,10 @@ def code_of(f: Finding, lines: Sequence[str]) -> str:
     return f.quote if f.quote else "\n".join(lines[f.start_line - 1 : f.end_line])
 
 
-def recheck(t: Tracked, files: Mapping[str, str], renames: Mapping[str, str]) -> Finding | None:
-    """An earlier finding found again in the head's files (possibly moved), or None: gone."""
+def by_quote(t: Tracked, files: Mapping[str, str], renames: Mapping[str, str]) -> Finding | None:
+    """An earlier finding found again by its code alone (when the earlier head is gone)."""
     path = t.path if t.path in files else renames.get(t.path, t.path)
-    if path not in files:
+    if path not in files or not t.code:
         return None
     item = {
         "path": path,
@@ -290,32 +290,77 @@ def recheck(t: Tracked, files: Mapping[str, str], renames: Mapping[str, str]) ->
         "severity": t.severity,
         "category": t.category,
         "title": t.title,
-        "body": "",
+        "body": t.body,
         "quote": t.code,
     }
     checked = verify([item], {path: files[path]})
-    if not checked.verified:
-        return None
-    found = checked.verified[0]
-    if found.quote is None and t.code:  # matched by lines alone: the code is not there any more
-        return None
-    return found
+    found = checked.verified[0] if checked.verified else None
+    return found if found is not None and found.quote is not None else None
 
 
-def _normalised(text: str) -> str:
-    return "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
+@dataclass(frozen=True)
+class Recheck:
+    """Earlier findings checked against the new head: the lines followed through git's diff from
+    the head they were reported at (changed or deleted lines: fixed, and by which commit), or,
+    when that head is gone (a force-push), found again by their code."""
 
+    root: Path
+    previous: str | None
+    head: str
+    files: Mapping[str, str]
+    listed: frozenset[str]
+    renames: Mapping[str, str]
 
-def fixing_commit(root: Path, t: Tracked, since: str | None, head: str) -> str:
-    """The first commit after ``since`` whose version of the file no longer holds the code."""
-    if since is None:
-        return head
-    wanted = _normalised(t.code)
-    for commit in workspace.commits_between(root, since, head, t.path):
-        text = workspace.blob(root, commit, t.path)
-        if text is None or wanted not in _normalised(text):
-            return commit
-    return head
+    def __call__(self, t: Tracked) -> tuple[str, Finding | None, str | None]:
+        """("open", where it is now, None) | ("fixed", None, commit) | ("unknown", as it was, None)."""
+        prev = self.previous
+        if prev is not None and (prev == self.head or workspace.has_commit(self.root, prev)):
+            moved = (
+                (t.path, t.start_line, t.end_line)
+                if prev == self.head
+                else workspace.follow(self.root, prev, self.head, t.path, t.start_line, t.end_line)
+            )
+            if moved is None:
+                return "fixed", None, self.fixed_in(t, prev)
+            path, start, end = moved
+            if path not in self.files:
+                return (
+                    ("unknown", self._as_was(t), None) if path in self.listed else ("fixed", None, self.head)
+                )
+            return "open", self._as_was(replace(t, path=path, start_line=start, end_line=end)), None
+        found = by_quote(t, self.files, self.renames)
+        if found is not None:
+            return "open", replace(found, body=t.body), None
+        if t.path in self.listed and t.path not in self.files:
+            return "unknown", self._as_was(t), None
+        return "fixed", None, self.head
+
+    @staticmethod
+    def _as_was(t: Tracked) -> Finding:
+        return Finding(
+            t.path,
+            t.start_line,
+            t.end_line,
+            t.severity,
+            t.category,
+            t.title,
+            t.body,
+            None,
+            t.code or None,
+            fingerprint=t.fingerprint,
+        )
+
+    def fixed_in(self, t: Tracked, prev: str) -> str:
+        """The first commit after ``prev`` that changed the finding's lines."""
+        where: tuple[str, int, int] | None = (t.path, t.start_line, t.end_line)
+        older = prev
+        for commit in workspace.commits_between(self.root, prev, self.head, t.path):
+            assert where is not None
+            where = workspace.follow(self.root, older, commit, *where)
+            if where is None:
+                return commit
+            older = commit
+        return self.head
 
 
 @dataclass
@@ -334,43 +379,30 @@ def reconcile(
     identity: str | None,
     found: Sequence[Finding],
     files: Mapping[str, str],
-    listed: set[str],
     diff: DiffMap,
     head: str,
-    fixed_in: Callable[[Tracked], str],
+    recheck: Callable[[Tracked], tuple[str, Finding | None, str | None]],
 ) -> Reconciled:
     """Merge this run's findings with what earlier runs reported."""
     tracked = previous.by_fingerprint()
     changed = diff.changed()
-    renames = diff.renames()
     still: dict[str, Finding] = {}
     fixed_now: list[Tracked] = []
     not_rechecked: list[str] = []
     for fp, t in list(tracked.items()):
         if t.status != "open":
             continue
-        again = recheck(t, files, renames)
-        if again is not None:
-            still[fp] = replace(again, fingerprint=fp, severity=t.severity, body=t.body, in_diff=None)
-            tracked[fp] = replace(t, path=again.path, start_line=again.start_line, end_line=again.end_line)
-        elif t.path in listed and t.path not in files:
-            not_rechecked.append(t.path)  # in the repository but not sent this time: unknown
-            still[fp] = Finding(
-                t.path,
-                t.start_line,
-                t.end_line,
-                t.severity,
-                t.category,
-                t.title,
-                t.body,
-                None,
-                t.code or None,
-                fingerprint=fp,
-            )
-        else:
-            done = replace(t, status="fixed", fixed_in=fixed_in(t))
+        status, again, fixed_in = recheck(t)
+        if status == "fixed":
+            done = replace(t, status="fixed", fixed_in=fixed_in)
             tracked[fp] = done
             fixed_now.append(done)
+            continue
+        assert again is not None
+        if status == "unknown":
+            not_rechecked.append(t.path)  # in the repository but not sent this time
+        still[fp] = replace(again, fingerprint=fp, in_diff=None)
+        tracked[fp] = replace(t, path=again.path, start_line=again.start_line, end_line=again.end_line)
     open_now: dict[str, Finding] = {}
     new: set[str] = set()
     for f in found:
@@ -752,20 +784,11 @@ def _review_and_publish(
 
     diff = _diff_map(gh, env, pr, root, merge_base, events)
     files = p.files
-    listed = {f.path for f in p.pack.files}
     threads = Threads.of(memory.threads, memory.identity)
-    since = previous.head if mode.startswith("incremental") else None
-    merged = reconcile(
-        previous,
-        threads,
-        memory.identity,
-        result.verified,
-        files,
-        listed,
-        diff,
-        pr.head_sha,
-        lambda t: fixing_commit(root, t, since, pr.head_sha),
+    recheck = Recheck(
+        root, previous.head, pr.head_sha, files, frozenset(f.path for f in p.pack.files), diff.renames()
     )
+    merged = reconcile(previous, threads, memory.identity, result.verified, files, diff, pr.head_sha, recheck)
     head_lines = {path: text.split("\n") for path, text in files.items()}
     candidates = [
         f for f in merged.open if f.fingerprint in merged.new and not merged.tracked[f.fingerprint].posted

@@ -146,3 +146,43 @@ def commits_between(root: Path, older: str, newer: str, path: str, limit: int = 
         root, "rev-list", "--reverse", f"--max-count={limit}", f"{older}..{newer}", "--", path, check=False
     )
     return proc.stdout.decode().split() if proc.returncode == 0 else []
+
+
+def follow(
+    root: Path, older: str, newer: str, path: str, start: int, end: int
+) -> tuple[str, int, int] | None:
+    """Where lines ``start..end`` of ``path`` at ``older`` are at ``newer``; None when the change
+    touched them (or deleted the file): their code is gone or changed."""
+    from unidiff.errors import UnidiffParseError
+    from unidiff.patch import PatchSet
+
+    proc = git(root, "diff", "--no-color", "--no-ext-diff", "-M", "-U0", older, newer, check=False)
+    if proc.returncode != 0:
+        raise UsageError(f"git diff {older[:7]} {newer[:7]} failed")
+    try:
+        patch = PatchSet(proc.stdout.decode("utf-8", "replace"))
+    except UnidiffParseError:
+        return None
+    for patched in patch:
+        source = patched.source_file[2:] if patched.source_file.startswith("a/") else None
+        if source != path:
+            continue
+        if patched.is_removed_file:
+            return None
+        target = patched.target_file[2:] if patched.target_file.startswith("b/") else path
+        offset = 0
+        for hunk in patched:
+            s, n = hunk.source_start, hunk.source_length
+            if n == 0:  # lines inserted after line s
+                if start <= s < end:
+                    return None
+                if s < start:
+                    offset += hunk.target_length
+                continue
+            last = s + n - 1
+            if last < start:
+                offset += hunk.target_length - n
+            elif s <= end:
+                return None
+        return target, start + offset, end + offset
+    return path, start, end  # the file did not change
