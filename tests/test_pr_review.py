@@ -312,3 +312,29 @@ def test_dry_run_posts_nothing_and_prints_what_it_would(world: World) -> None:
     assert shown["review"]["event"] == "COMMENT" and len(shown["review"]["comments"]) == 1
     assert "<!-- wholerepo:summary -->" in shown["summary"]
     assert world.gh.writes() == []
+
+
+def test_a_422_never_drops_the_review(world: World) -> None:
+    """If GitHub refuses the review anyway, it is sent again without what it refused."""
+    refused = {
+        "message": "Unprocessable Entity",
+        "errors": ["Pull request review thread line must be part of the diff"],
+    }
+    world.gh.fail("POST", r"/pulls/7/reviews$", 422, times=2, body=refused)
+    world.model.script(reply(finding()))
+    result = world.run()
+    assert result.exit_code == 0, result.output
+    posts = [r for r in world.gh.requests if r.method == "POST" and r.path.endswith("/reviews")]
+    assert [p.status for p in posts] == [422, 422, 200]
+    [review] = world.gh.reviews
+    assert world.gh.review_comments == [] and "GitHub would not place" in review["body"]
+    assert "GitHub refused the inline comment" in world.summary()["body"]
+
+
+def test_a_summary_forged_by_someone_else_is_not_ours(world: World) -> None:
+    world.gh.add_comment(7, "<!-- wholerepo:summary -->\nnot ours", "mallory")
+    world.model.script(reply(finding()))
+    assert world.run().exit_code == 0
+    ours = [c for c in world.gh.summary_comments(7) if c["user"]["login"] == BOT]
+    assert len(ours) == 1
+    assert world.gh.summary_comments(7)[0]["body"].endswith("not ours")  # left alone
