@@ -338,3 +338,40 @@ def test_a_summary_forged_by_someone_else_is_not_ours(world: World) -> None:
     ours = [c for c in world.gh.summary_comments(7) if c["user"]["login"] == BOT]
     assert len(ours) == 1
     assert world.gh.summary_comments(7)[0]["body"].endswith("not ours")  # left alone
+
+
+def test_an_exhausted_rate_limit_waits_for_its_reset(world: World) -> None:
+    reset = str(int(time.time()) + 1)
+    world.gh.fail(
+        "GET",
+        r"/pulls/7/files$",
+        403,
+        headers={"x-ratelimit-remaining": "0", "x-ratelimit-reset": reset},
+        body={"message": "API rate limit exceeded"},
+    )
+    world.gh.fail("POST", r"/pulls/7/reviews$", 502)  # a write that failed: retried, made once
+    world.model.script(reply(finding()))
+    result = world.run()
+    assert result.exit_code == 0, result.output
+    files = [r for r in world.gh.requests if r.path.endswith("/pulls/7/files")]
+    assert [r.status for r in files] == [403, 200]
+    assert time.time() >= int(reset)
+    assert len(world.gh.reviews) == 1
+
+
+def test_a_write_that_landed_before_an_error_is_not_made_twice(world: World) -> None:
+    """A 502 after GitHub created the review or the comment: the retry finds it, posts nothing more."""
+    world.gh.fail("POST", r"/pulls/7/reviews$", 502, after=True)
+    world.gh.fail("POST", r"/issues/7/comments$", 504, after=True)
+    world.model.script(reply(finding()))
+    result = world.run()
+    assert result.exit_code == 0, result.output
+    assert len(world.gh.reviews) == 1 and len(world.gh.review_comments) == 1
+    world.summary()  # exactly one
+    # The earlier run's review is not mistaken for this run's on a second run at the same head.
+    world.gh.fail("POST", r"/pulls/7/reviews$", 502)
+    world.model.script(
+        reply(finding(), finding(start_line=9, end_line=9, quote="def sub(a, b):", title="other"))
+    )
+    assert world.run().exit_code == 0
+    assert len(world.gh.reviews) == 2 and len(world.gh.review_comments) == 2

@@ -147,6 +147,7 @@ class Failure:
     times: int
     headers: dict[str, str]
     body: Any
+    after: bool = False  # do the work, then fail (a gateway timing out on a request that landed)
 
 
 @dataclass
@@ -241,9 +242,12 @@ class FakeGitHub:
         times: int = 1,
         headers: Mapping[str, str] | None = None,
         body: Any = None,
+        after: bool = False,
     ) -> None:
         """Answer the next ``times`` requests matching ``method`` and the ``path`` regex with ``status``."""
-        self.failures.append(Failure(method, re.compile(path), status, times, dict(headers or {}), body))
+        self.failures.append(
+            Failure(method, re.compile(path), status, times, dict(headers or {}), body, after)
+        )
 
     def user(self, login: str, kind: str = "User") -> dict[str, Any]:
         return {

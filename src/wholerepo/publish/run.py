@@ -483,7 +483,9 @@ def post_review(
     """One review (event COMMENT) holding the inline comments; what GitHub refuses is left out and
     the review sent again, never dropped. Returns what was posted and what was refused."""
     path = f"repos/{env.repository}/pulls/{pr.number}/reviews"
-    marker = state.review_marker(pr.head_sha)
+    import secrets
+
+    marker = state.review_marker(pr.head_sha, secrets.token_hex(6))
     refused: list[inline.Held] = []
 
     def created() -> Any:

@@ -36,8 +36,9 @@ def finding_marker(fingerprint: str) -> str:
     return f"<!-- wholerepo:finding {fingerprint} -->"
 
 
-def review_marker(head_sha: str) -> str:
-    return f"<!-- wholerepo:review {head_sha} -->"
+def review_marker(head_sha: str, nonce: str) -> str:
+    """Marks one run's review, so a retried POST can tell whether the failed attempt made it."""
+    return f"<!-- wholerepo:review {head_sha} {nonce} -->"
 
 
 def fixed_marker(fingerprint: str) -> str:
