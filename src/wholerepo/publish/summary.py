@@ -148,7 +148,7 @@ def render_visible(s: Summary, limit: int = BODY_LIMIT) -> str:
         body += ["", f"_{total - shown} more findings did not fit in this comment: see the job's report._"]
     if not s.open:
         body += ["", "No open findings."]
-    text = "\n".join([*head, *body]) + tail
+    text = "\n".join([*head, *body]) + "\n" + tail
     return text if len(text) <= limit else text[: limit - 40].rsplit("\n", 1)[0] + "\n\n_(clipped)_\n"
 
 
