@@ -633,23 +633,29 @@ def pr_review(
     )
     outcome = Outcome()
     try:
-        _run(gh, env, trigger, options, outcome, environ, events, progress)
+        _run(Job(gh, env, trigger, options, outcome, environ, events, progress))
     finally:
         outcome.requests = dict(gh.calls)
         gh.close()
     return outcome
 
 
-def _run(
-    gh: GitHub,
-    env: Environment,
-    trigger: Trigger,
-    options: Options,
-    outcome: Outcome,
-    environ: Mapping[str, str],
-    events: Events,
-    progress: Any,
-) -> None:
+@dataclass(frozen=True)
+class Job:
+    """One run's surroundings: the client, the environment, what was asked, where to report."""
+
+    gh: GitHub
+    env: Environment
+    trigger: Trigger
+    options: Options
+    outcome: Outcome
+    environ: Mapping[str, str]
+    events: Events
+    progress: Any
+
+
+def _run(job: Job) -> None:
+    gh, env, trigger, options, events = job.gh, job.env, job.trigger, job.options, job.events
 
     def notice(message: str) -> None:
         actions.annotate("notice", message, env.in_actions)
@@ -698,22 +704,7 @@ def _run(
         with workspace.head_checkout(root, pr.head_sha, pr.number) as (head_dir, note):
             if note:
                 notes.append(note)
-            _review_and_publish(
-                gh,
-                env,
-                trigger,
-                options,
-                outcome,
-                environ,
-                events,
-                progress,
-                pr,
-                root,
-                head_dir,
-                settings,
-                notes,
-                base_local,
-            )
+            _review_and_publish(job, pr, root, head_dir, settings, notes, base_local)
 
 
 def _focus(root: Path, gh: GitHub, env: Environment, pr: PullRequest, base_local: bool) -> str | None:
@@ -733,14 +724,7 @@ def _focus(root: Path, gh: GitHub, env: Environment, pr: PullRequest, base_local
 
 
 def _review_and_publish(
-    gh: GitHub,
-    env: Environment,
-    trigger: Trigger,
-    options: Options,
-    outcome: Outcome,
-    environ: Mapping[str, str],
-    events: Events,
-    progress: Any,
+    job: Job,
     pr: PullRequest,
     root: Path,
     head_dir: Path,
@@ -748,6 +732,8 @@ def _review_and_publish(
     notes: list[str],
     base_local: bool,
 ) -> None:
+    gh, env, trigger, options, events = job.gh, job.env, job.trigger, job.options, job.events
+    outcome, environ, progress = job.outcome, job.environ, job.progress
     from ..llm.openai_compat import OpenAICompatible
     from ..llm.policy import Endpoint
     from ..output import register_secret
