@@ -12,6 +12,7 @@ import click
 from .errors import OneLineErrors
 from .models import models_command
 from .pack import pack_command
+from .pr_review import pr_review_command
 from .review import review_command
 
 
@@ -34,6 +35,7 @@ def main() -> None:
 main.add_command(pack_command)
 main.add_command(review_command)
 main.add_command(models_command)
+main.add_command(pr_review_command)
 
 
 def run() -> None:

@@ -104,6 +104,7 @@ FINDING_KEYS = (
     "body",
     "suggestion",
     "quote",
+    "replacement",
 )
 
 
@@ -137,6 +138,9 @@ class Finding:
     fingerprint: str = ""
     location: str = "cited-lines"  # how the lines were decided: one of LOCATIONS
     merged_titles: tuple[str, ...] = ()  # the titles of the duplicates merged into this one
+    # The exact code that replaces start_line..end_line, when the model gave one (None: none;
+    # "": delete the lines). Kept verbatim: publishers check it applies before offering it.
+    replacement: str | None = None
 
 
 @dataclass(frozen=True)
@@ -377,6 +381,7 @@ class Fields:
     quote_raw: str
     severity_given: str = ""  # the severity and category as the model wrote them (for rejects)
     category_given: str = ""
+    replacement: str | None = None
 
 
 def read_item(raw: object) -> Fields | None:
@@ -425,6 +430,13 @@ def _coerce(raw: Mapping[str, Any]) -> Fields:
     path = path_value[: PATH_LIMIT * 4] if isinstance(path_value, str) and path_value.strip() else None
     start = _as_line(raw.get("start_line"))
     end = _as_line(raw.get("end_line"))
+    replacement_value = raw.get("replacement")
+    replacement = (
+        _as_text(replacement_value)[: TEXT_LIMIT * 2]
+        if isinstance(replacement_value, str)
+        or (isinstance(replacement_value, list) and all(isinstance(v, str) for v in replacement_value))
+        else None
+    )
     return Fields(
         path=path,
         start=start,
@@ -438,6 +450,7 @@ def _coerce(raw: Mapping[str, Any]) -> Fields:
         quote_raw=quote_raw[: TEXT_LIMIT * 4],
         severity_given=one_line(_as_text(raw.get("severity")), 40),
         category_given=one_line(_as_text(raw.get("category")), 40),
+        replacement=replacement,
     )
 
 
@@ -526,6 +539,11 @@ def response_schema() -> dict[str, Any]:
                 " line numbers, no ``` fence, no ... or … to shorten it, nothing renamed; null only"
                 " for a finding about no particular code",
             },
+            "replacement": {
+                "type": ["string", "null"],
+                "description": "only when certain: the exact code that replaces lines start_line..end_line"
+                " (whole lines, indentation kept, no line numbers); null otherwise",
+            },
         },
         "required": list(FINDING_KEYS),
         "additionalProperties": False,
@@ -557,6 +575,7 @@ def example_reply() -> str:
                 "body": "range() stops before total_pages, so the final page is never fetched.",
                 "suggestion": "Iterate over range(1, total_pages + 1).",
                 "quote": "for page in range(1, total_pages):",
+                "replacement": "    for page in range(1, total_pages + 1):",
             }
         ],
     }

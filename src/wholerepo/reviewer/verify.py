@@ -239,6 +239,7 @@ def _finding(
         quote=quote,
         moved_from=moved_from,
         location=location,
+        replacement=fields.replacement,
     )
 
 
@@ -748,13 +749,15 @@ def anchor_quote(quote: Quote, index: FileIndex, cited: Span | None, fields: Fie
             if found.tier >= 2 and _everywhere(quote, index, tiers=2):
                 # Here only with line breaks or ellipses ignored, but line by line elsewhere.
                 return "repeated-quote"
-            # A short quote found more than once confirms nothing by itself.
-            if (
-                short
-                and len(_everywhere(quote, index, tiers=found.tier + 1)) > 1
-                and not index.supports(named_in(fields), span[0], span[1], compete=False)
-            ):
-                return "weak-quote"
+            # A short quote found more than once confirms nothing by itself: the finding must
+            # name what is at its lines, or the function or class holding just this copy.
+            copies = _everywhere(quote, index, tiers=found.tier + 1) if short else []
+            if len(copies) > 1:
+                named = named_in(fields)
+                owner = index.enclosing(span[0])
+                holds_one = owner in named and sum(index.enclosing(c[0]) == owner for c in copies) == 1
+                if not holds_one and not index.supports(named, span[0], span[1], compete=False):
+                    return "weak-quote"
             if found.tier == 3 and quote.cut and span[0] == start and span[1] < end <= span[1] + GAP_LINES:
                 span = (start, end)  # the cited lines say where the cut quote ends
             return span, found.location, found.shown
