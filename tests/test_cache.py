@@ -14,7 +14,7 @@ import pytest
 import wholerepo
 from conftest import MakeRepo
 from test_redact import SEEDS, source_for
-from wholerepo.packer.cache import TokenCache
+from wholerepo.packer.cache import FileResult, TokenCache
 from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer
 from wholerepo.tokens.counter import text_key
 
@@ -219,15 +219,30 @@ def test_warm_pack_reuses_whole_file_results(make_repo: MakeRepo, isolated_env: 
     assert reasons["logo.svg.txt"] == "binary" and reasons["min.js"] == "minified"
     assert warm.file("legacy.txt") is not None and warm.file("legacy.txt").encoding == "cp1252"  # type: ignore[union-attr]
 
-    # The sections really come from the cache: a row edited behind our back shows up.
-    [db] = cache_files(isolated_env)
-    con = sqlite3.connect(db)
-    with con:
-        con.execute("UPDATE files SET section = replace(section, 'def a()', 'def CACHED()')")
-    con.close()
+    # The sections really come from the cache: a row rewritten whole, digest included, shows up.
+    forge_rows(isolated_env, "def a()", "def CACHED()")
     assert "def CACHED()" in packed(root).text
     # ...and only the packer's warm path uses them: the API default re-reads the text.
     assert "def CACHED()" not in wholerepo.pack(root).text
+
+
+def forge_rows(isolated_env: Path, old: str, new: str) -> None:
+    """Rewrite the cached sections holding ``old`` as the cache itself would, digest and all."""
+    [db] = cache_files(isolated_env)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT * FROM files WHERE section LIKE ?", (f"%{old}%",)).fetchall()
+    assert rows
+    with con:
+        for key, _used, reason, encoding, lines, count_key, redactions, section, _digest in rows:
+            forged = FileResult(
+                reason, encoding, lines, count_key, tuple(filter(None, redactions.split(","))),
+                section.replace(old, new),
+            )  # fmt: skip
+            con.execute(
+                "UPDATE files SET section = ?, digest = ? WHERE key = ?",
+                (forged.section, forged.digest(key), key),
+            )
+    con.close()
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,10 @@
-"""Make hostile model text safe to show: in a terminal, in files, and in GitHub Markdown.
+"""Make hostile text safe to show: in a terminal, in files, and in GitHub Markdown.
 
 Everything a model says (paths, titles, bodies, suggestions, quotes, the summary) is data that an
 attacker may have steered through the repository. These pure helpers remove what could drive a
 terminal (ANSI/control sequences), reorder text (bidi overrides), ping people (@mentions), inject
-HTML or images, or forge wholerepo's own hidden markers in a GitHub comment.
+HTML or images, or forge wholerepo's own hidden markers in a GitHub comment. File names from the
+repository are escaped (``escape_path``), never stripped: each stays visible and distinct.
 """
 
 from __future__ import annotations
@@ -142,3 +143,58 @@ def safe_url(url: object, limit: int = 500) -> str:
     if parts.netloc and ":" in host:  # an IPv6 literal
         netloc = f"[{host}]" if port is None else f"[{host}]:{port}"
     return cap(urlunsplit((parts.scheme, netloc, parts.path, "", "")), limit)
+
+
+# What a file name cannot show as it is: a backslash (the escape character itself), C0 and C1
+# controls but tab, and DEL (a newline would forge a "## File:" header or a terminal line), line and
+# paragraph separators, bidi and zero-width characters, Unicode tags, and the lone surrogates
+# that stand for bytes which are not UTF-8 (names are decoded with surrogateescape).
+_NAME_UNSAFE = re.compile(
+    "[\\\\\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u2069"
+    "\ufeff\ufff9-\ufffb\ud800-\udfff\U000e0000-\U000e007f]"
+)
+_NAME_NAMED = {"\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+_NAME_ESCAPE = re.compile(r"\\(?:([\\nr])|x([0-9a-f]{2})|u([0-9a-f]{4})|U([0-9a-f]{8}))")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group(0)
+    named = _NAME_NAMED.get(char)
+    if named is not None:
+        return named
+    code = ord(char)
+    if code < 0x80:
+        return f"\\x{code:02x}"
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, as surrogateescape decoded it
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def escape_path(path: str) -> str:
+    """A file name as shown everywhere (packs, reports, manifest, terminal): printable, one line.
+
+    Names without anything to escape, nearly all of them, come back unchanged. Otherwise a
+    backslash becomes ``\\\\``, newline and carriage return ``\\n`` and ``\\r``, other controls
+    but tab ``\\xNN``, a byte that is not UTF-8 ``\\xNN`` (80-ff) and invisible or bidi
+    characters ``\\uNNNN``. Deterministic and one-to-one: ``unescape_path`` gives the name back.
+    """
+    if _NAME_UNSAFE.search(path) is None:
+        return path
+    return _NAME_UNSAFE.sub(_escape_char, path)
+
+
+def _unescape_match(match: re.Match[str]) -> str:
+    named, byte, short, wide = match.groups()
+    if named is not None:
+        return {"\\": "\\", "n": "\n", "r": "\r"}[named]
+    if byte is not None:
+        code = int(byte, 16)
+        return chr(code) if code < 0x80 else chr(0xDC00 + code)
+    return chr(int(short or wide, 16))
+
+
+def unescape_path(shown: str) -> str:
+    """The name ``escape_path`` was given (undecodable bytes as surrogateescape characters)."""
+    if "\\" not in shown:
+        return shown
+    return _NAME_ESCAPE.sub(_unescape_match, shown)

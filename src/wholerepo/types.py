@@ -58,7 +58,8 @@ class SkipReason(_Word):
     GENERATED = "generated"
     VENDORED = "vendored"
     MINIFIED = "minified"
-    SYMLINK = "symlink"
+    SYMLINK = "symlink"  # a symbolic link, or a path below a directory the work tree replaced by one
+    SPECIAL = "special-file"  # a FIFO, device, socket or directory where git has a file
     SUBMODULE = "submodule"
     EXCLUDED = "excluded"
     IGNORED = "wholerepoignore"

@@ -3,6 +3,7 @@ as "Interrupted." with 130 and 143, a bug as one line and 70 (the traceback with
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -18,7 +19,32 @@ EXIT_INTERNAL = 70  # an unexpected error (a bug): distinct from every documente
 
 
 def echo_err(message: str) -> None:
-    click.echo(message, err=True)
+    try:
+        click.echo(message, err=True)
+    except (OSError, ValueError):  # stderr gone (a closed pipe): the exit code still says it
+        pass
+
+
+def reopen_closed_streams() -> None:
+    """A command started with stdin, stdout or stderr closed (``>&-``) gets /dev/null there.
+
+    Otherwise the next file opened (the cache, a report) would take descriptor 1 or 2 and
+    anything written there would land in it. ``sys.stdout`` stays None, so writing a result to a
+    closed stdout is still a one-line error (cli/output.py), and messages to a closed stderr go
+    nowhere instead of failing the command.
+    """
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - for the process's life
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115
 
 
 class Terminated(KeyboardInterrupt):
@@ -92,6 +118,7 @@ class OneLineErrors(click.Group):
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
+        reopen_closed_streams()
         try:
             rv = super().main(*args, **kwargs)
         except click.exceptions.NoArgsIsHelpError as exc:  # bare `wholerepo`: show the help

@@ -119,7 +119,14 @@ def _chunks(text: str | Iterable[str], size: int = 1 << 20) -> Iterator[bytes]:
             yield part[start : start + size].encode("utf-8", "replace")
 
 
+def require_stdout() -> None:
+    """Stop before any work when standard output, where the result would go, is closed (``>&-``)."""
+    if sys.stdout is None:
+        raise OutputError("cannot write to standard output: it is closed", "give -o FILE, or open stdout")
+
+
 def write_stdout(text: str | Iterable[str]) -> None:
+    require_stdout()
     try:
         sys.stdout.flush()
         for chunk in _chunks(text):
@@ -129,8 +136,11 @@ def write_stdout(text: str | Iterable[str]) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     except AttributeError:  # a text-only stream (some test runners)
-        sys.stdout.write(scrub(text if isinstance(text, str) else "".join(text)))
-    except (OSError, ValueError) as exc:  # stdout closed (>&-): nowhere to write
+        try:
+            sys.stdout.write(scrub(text if isinstance(text, str) else "".join(text)))
+        except (OSError, ValueError) as exc:
+            raise OutputError(f"cannot write to standard output: {exc}") from exc
+    except (OSError, ValueError) as exc:  # stdout closed or gone: nowhere to write
         raise OutputError(
             f"cannot write to standard output: {getattr(exc, 'strerror', None) or exc}"
         ) from exc

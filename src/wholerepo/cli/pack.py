@@ -46,8 +46,10 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
         check_path(path)
         flags = flag_overrides(ctx, params)
         from ..packer import pack, settings_for
-        from .output import ensure_parent, write_atomic, write_stdout
+        from .output import ensure_parent, require_stdout, write_atomic, write_stdout
 
+        if params["output"] is None:
+            require_stdout()
         settings = settings_for(path, flags)
         print_warnings(settings.warnings)
         own = [p for p in (params["output"], params["manifest"]) if p is not None]

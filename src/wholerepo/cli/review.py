@@ -131,7 +131,10 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
         )
         flags = flag_overrides(ctx, params)
         from ..packer import settings_for
-        from .output import ensure_parent
+        from .output import ensure_parent, require_stdout
+
+        if params["dry_run"] or any(target is None for _name, target in targets):
+            require_stdout()  # where the report goes: closed, so stop before anything is sent
 
         settings = settings_for(path, flags)
         print_warnings(settings.warnings)

@@ -3,10 +3,17 @@
 Inside a repository the list is exactly ``git ls-files --cached --others --exclude-standard``
 (one call through gitpython, never a process per file), so nested .gitignore files, negations,
 info/exclude, core.excludesFile and force-added files all behave as git decides.
+
+What the work tree holds at each path is looked at without following links (reading.py): a
+tracked file replaced by a FIFO or a device is "special", one below a directory replaced by a
+symbolic link is "symlink", and neither is ever read. Each path is shown escaped
+(``sanitize.escape_path``: a name with a newline, a control character or bytes that are not
+UTF-8 is still one printable line), and opened by the name the file system gives it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -16,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..sanitize import escape_path
+from .reading import FileTooLarge, NotAFile, Reader, kind_of, read_bytes
 from .repo import open_repo, run
 
 if TYPE_CHECKING:
@@ -26,14 +35,35 @@ GITLINK_MODE = "160000"
 LINGUIST_ATTRIBUTES = ("linguist-generated", "linguist-vendored")
 
 
+__all__ = ["Candidate", "FileTooLarge", "Listing", "NotAFile", "Reader", "discover", "read_bytes"]
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
-    """One path the repository lists, relative to the packed directory, POSIX style."""
+    """One path the repository lists, relative to the packed directory, POSIX style.
+
+    ``path`` is the name as shown (escaped, see sanitize.escape_path) and is what every later
+    stage uses; ``raw`` is the name as the file system spells it, when that differs.
+    """
 
     path: str
-    kind: str = "file"  # file | symlink | submodule | missing
+    kind: str = "file"  # file | symlink | submodule | missing | special (FIFO, device, socket)
     attributes: frozenset[str] = field(default_factory=frozenset)  # linguist-generated, ...
     size: int = 0  # bytes on disk when listed (files only)
+    raw: str = ""
+
+    @property
+    def fs_path(self) -> str:
+        """The path to open: as the file system spells it."""
+        return self.raw or self.path
+
+    @classmethod
+    def of(
+        cls, raw: str, kind: str = "file", attributes: frozenset[str] = frozenset(), size: int = 0
+    ) -> Candidate:
+        """The candidate for the file the file system names ``raw``."""
+        shown = escape_path(raw)
+        return cls(shown, kind, attributes, size, raw if shown != raw else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,25 +121,35 @@ def _git_listing(top: Path, root: Path, tracked_only: bool) -> Listing:
         if rel not in kinds:  # an unmerged path appears once per stage
             kinds[rel] = {SYMLINK_MODE: "symlink", GITLINK_MODE: "submodule"}.get(mode, "file")
     sizes: dict[str, int] = {}
-    for rel, kind in kinds.items():
-        if kind != "file":
-            continue
-        try:
-            info = os.lstat(os.path.join(root, rel))
-        except FileNotFoundError:
-            kinds[rel] = "missing"  # tracked, but deleted from the work tree
-            continue
-        except OSError:
-            continue
-        if stat.S_ISLNK(info.st_mode):
-            kinds[rel] = "symlink"
-        else:
+    with Reader(root) as reader:
+        for rel in sorted(kinds):  # sorted: each directory is opened once
+            if kinds[rel] != "file":
+                continue
+            try:
+                info = reader.lstat(rel)
+            except FileNotFoundError:
+                kinds[rel] = "missing"  # tracked, but deleted from the work tree
+                continue
+            except NotAFile as exc:  # below a directory the work tree replaced by a link
+                kinds[rel] = exc.kind
+                continue
+            except OSError as exc:
+                if exc.errno == errno.ENOTDIR:  # a parent directory is now a file
+                    kinds[rel] = "missing"
+                continue
+            kinds[rel] = kind_of(info.st_mode)
             sizes[rel] = info.st_size
     attrs = _linguist_attributes(root, [p for p, k in kinds.items() if k == "file"])
-    candidates = tuple(
-        Candidate(p, kinds[p], attrs.get(p, frozenset()), sizes.get(p, 0)) for p in sorted(kinds)
+    candidates = sorted(
+        (Candidate.of(p, kinds[p], attrs.get(p, frozenset()), sizes.get(p, 0)) for p in kinds),
+        key=lambda c: c.path,
     )
-    return Listing(root, candidates, in_git=True, repo_root=top)
+    return Listing(root, tuple(candidates), in_git=True, repo_root=top)
+
+
+def linguist_attributes(root: Path, paths: list[str]) -> dict[str, frozenset[str]]:
+    """linguist-generated/-vendored of each of ``paths`` (as the file system spells them)."""
+    return _linguist_attributes(root, paths)
 
 
 def _linguist_attributes(root: Path, paths: list[str]) -> dict[str, frozenset[str]]:
@@ -148,10 +188,13 @@ def _walk(root: Path) -> Iterator[Candidate]:
         return verdict
 
     def visit(directory: Path, rel_dir: str) -> Iterator[Candidate]:
-        gi = directory / ".gitignore"
         pushed = False
-        if gi.is_file() and not gi.is_symlink():
-            lines = gi.read_text(encoding="utf-8", errors="replace").splitlines()
+        try:
+            text = reader.read(rel_dir + ".gitignore", 1 << 20)
+        except (OSError, FileTooLarge):
+            pass
+        else:
+            lines = text.decode("utf-8", "replace").splitlines()
             specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
             pushed = True
         try:
@@ -163,40 +206,17 @@ def _walk(root: Path) -> Iterator[Candidate]:
                 continue
             rel = rel_dir + entry.name
             try:
-                mode = entry.stat(follow_symlinks=False).st_mode
+                info = entry.stat(follow_symlinks=False)
             except OSError:
                 continue
-            if stat.S_ISDIR(mode):
+            if stat.S_ISDIR(info.st_mode):
                 if not ignored(rel, True):
                     yield from visit(Path(entry.path), rel + "/")
             elif not ignored(rel, False):
-                if stat.S_ISLNK(mode):
-                    yield Candidate(rel, "symlink")
-                else:
-                    yield Candidate(rel, "file", size=entry.stat(follow_symlinks=False).st_size)
+                kind = kind_of(info.st_mode)
+                yield Candidate.of(rel, kind, size=info.st_size if kind == "file" else 0)
         if pushed:
             specs.pop()
 
-    yield from visit(root, "")
-
-
-class FileTooLarge(Exception):
-    """A file over the size limit: not read."""
-
-    def __init__(self, size: int) -> None:
-        super().__init__(size)
-        self.size = size
-
-
-def read_bytes(root: Path, rel: str, limit: int | None = None) -> bytes:
-    """Read one listed file without following a symlink out of the repository.
-
-    Raises FileTooLarge, without reading, for a file of more than ``limit`` bytes.
-    """
-    fd = os.open(os.path.join(root, rel), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb", buffering=0) as fh:
-        if limit is not None:
-            size = os.fstat(fd).st_size
-            if size > limit:
-                raise FileTooLarge(size)
-        return fh.readall()
+    with Reader(root) as reader:
+        yield from visit(root, "")

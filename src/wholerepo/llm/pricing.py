@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..errors import ConfigError
+from ..settings.model import PRICE_KEYS
 
-PRICE_KEYS = ("cache_hit", "cache_miss", "output")
+__all__ = ["PRICES", "PRICE_KEYS", "Estimate", "Price", "cost", "estimate", "price_for"]
 
 
 @dataclass(frozen=True)

@@ -6,12 +6,17 @@ Two tables: ``counts`` maps a hash of the exact text counted to its token count;
 that section), so a warm run reads, hashes and looks up instead of decoding, redacting and
 rendering again. Rows of ``files`` unused for PRUNE_AFTER_DAYS days are deleted.
 
+Each ``files`` row carries a digest of itself and of its key: a row changed on disk (one byte of
+its section, its line count, a row moved under another key) is a miss, never served, so a warm
+run can only give what a cold run would.
+
 Safe under concurrent runs (WAL, a busy timeout, idempotent inserts). A cache that cannot be
 opened or is corrupt is rebuilt; if even that fails, runs go on without one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import sqlite3
 import time
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2  # 1 had only the counts table, in tokens-v1.sqlite
+SCHEMA_VERSION = 3  # 1 had only the counts table, in tokens-v1.sqlite; 2 had no row digests
 PRUNE_AFTER_DAYS = 30
 # Past this many bytes in use, the least recently used half of the file results goes (SQLite
 # reuses the freed pages, so the file stops growing there).
@@ -38,6 +43,15 @@ class FileResult:
     redactions: tuple[str, ...]
     section: str  # the rendered section ("" when skipped)
     tokens: int = 0  # the section's count, filled in from counts when read back
+
+    def digest(self, key: str) -> str:
+        """What a row must hash to under ``key``: every stored field, each framed by its length."""
+        fields = (key, self.reason, self.encoding, str(self.lines), self.count_key, ",".join(self.redactions))
+        h = hashlib.blake2b(digest_size=20)
+        for value in (*fields, self.section):
+            data = b"\xff" if value is None else value.encode("utf-8", "surrogatepass")
+            h.update(len(data).to_bytes(8, "big") + data)
+        return h.hexdigest()
 
 
 def default_cache_dir() -> Path:
@@ -64,8 +78,9 @@ class TokenCache:
         try:
             # The cache holds rendered (redacted) copies of files: readable by this user only.
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            for suffix in ("", "-wal", "-shm"):  # the first schema's file, now unused
-                (path.parent / f"tokens-v1.sqlite{suffix}").unlink(missing_ok=True)
+            for old in ("tokens-v1", "cache-v2"):  # earlier schemas' files, now unused
+                for suffix in ("", "-wal", "-shm"):
+                    (path.parent / f"{old}.sqlite{suffix}").unlink(missing_ok=True)
             if not path.exists():
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
             db = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -75,7 +90,7 @@ class TokenCache:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
                 " reason TEXT, encoding TEXT, lines INTEGER NOT NULL, count_key TEXT NOT NULL,"
-                " redactions TEXT NOT NULL, section TEXT NOT NULL)"
+                " redactions TEXT NOT NULL, section TEXT NOT NULL, digest TEXT NOT NULL)"
             )
             self.empty = db.execute("SELECT 1 FROM counts LIMIT 1").fetchone() is None
             return db
@@ -141,19 +156,25 @@ class TokenCache:
         stale = _today() - 1
         query = (
             "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions,"
-            " f.section, c.tokens FROM files f LEFT JOIN counts c ON c.key = f.count_key"
+            " f.section, f.digest, c.tokens FROM files f LEFT JOIN counts c ON c.key = f.count_key"
             " WHERE f.key IN ({})"
         )
         try:
-            for key, used, reason, encoding, lines, count_key, redactions, section, tokens in self._rows_for(
-                query, keys
-            ):
+            for row in self._rows_for(query, keys):
+                key, used, reason, encoding, lines, count_key, redactions, section, digest, tokens = row
                 if reason is None and tokens is None:
                     continue  # the section's count is gone: not a usable result
-                kinds = tuple(filter(None, redactions.split(",")))
-                found[key] = FileResult(
-                    reason, encoding, int(lines), count_key, kinds, section, int(tokens or 0)
-                )
+                try:
+                    kinds = tuple(filter(None, redactions.split(",")))
+                    result = FileResult(
+                        reason, encoding, int(lines), count_key, kinds, section, int(tokens or 0)
+                    )
+                    intact = result.digest(key) == digest
+                except (AttributeError, TypeError, ValueError):  # a field of the wrong type
+                    intact = False
+                if not intact:
+                    continue  # changed since it was written: computed afresh (and stored again)
+                found[key] = result
                 if used < stale:
                     self._touched.append(key)
         except sqlite3.Error:
@@ -169,7 +190,7 @@ class TokenCache:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             k,
@@ -180,6 +201,7 @@ class TokenCache:
                             r.count_key,
                             ",".join(r.redactions),
                             r.section,
+                            r.digest(k),
                         )
                         for k, r in items.items()
                     ],

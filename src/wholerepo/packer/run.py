@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
-from ..git.listing import Candidate, FileTooLarge, Listing, discover, read_bytes
+from ..git.listing import Candidate, FileTooLarge, Listing, NotAFile, Reader, discover, read_bytes
 from ..git.repo import work_tree
 from ..redact.paths import redact_path
+from ..sanitize import escape_path
 from ..settings import FIELDS, Settings, Trust, load_settings
-from ..tokens import Tokenizer, may_hold_control_token
+from ..tokens import Tokenizer, may_need_defang
 from ..tokens.counter import Batch, TokenCounter, text_key
 from . import decode as decoding
 from . import fit as budgeting
@@ -72,14 +73,15 @@ def _without(listing: Listing, files: Iterable[str | os.PathLike[str]]) -> Listi
             continue
     if not paths:
         return listing
-    return replace(listing, candidates=tuple(c for c in listing.candidates if c.path not in paths))
+    return replace(listing, candidates=tuple(c for c in listing.candidates if c.fs_path not in paths))
 
 
 def _read_ignore_file(place: Path) -> list[str] | None:
-    file = place / filters.IGNORE_FILE
-    if file.is_file() and not file.is_symlink():
-        return file.read_text(encoding="utf-8", errors="replace").splitlines()
-    return None
+    try:
+        text = read_bytes(place, filters.IGNORE_FILE, 1 << 20)
+    except (OSError, FileTooLarge):  # absent, a link, a FIFO...: not read
+        return None
+    return text.decode("utf-8", "replace").splitlines()
 
 
 def _rules(listing: Listing, settings: Settings) -> filters.Rules:
@@ -99,10 +101,10 @@ def _rules(listing: Listing, settings: Settings) -> filters.Rules:
             if lines is not None:
                 files[base] = lines
     for c in listing.candidates:
-        directory, _, name = c.path.rpartition("/")
+        directory, _, name = c.fs_path.rpartition("/")
         if name == filters.IGNORE_FILE and c.kind == "file" and directory:
             try:
-                text = read_bytes(listing.root, c.path, 1 << 20).decode("utf-8", "replace")
+                text = read_bytes(listing.root, c.fs_path, 1 << 20).decode("utf-8", "replace")
             except (OSError, FileTooLarge):
                 continue
             files[prefix + directory + "/"] = text.splitlines()
@@ -113,7 +115,7 @@ def _rules(listing: Listing, settings: Settings) -> filters.Rules:
         settings.max_file_size,
         ignore_files=files,
         root_prefix=prefix,
-        vendored=filters.vendored_roots(c.path for c in listing.candidates),
+        vendored=filters.vendored_roots(c.fs_path for c in listing.candidates),
     )
 
 
@@ -195,11 +197,12 @@ def pack(
     reuse = store and not keep_file_text
     computed: list[_Work] = []  # files decoded in this run (not taken from the cache)
     batches: list[tuple[list[_Work], Batch]] = []  # sections being counted meanwhile
+    reader = Reader(listing.root)
     try:
         for start in range(0, len(work), _CHUNK):
             chunk = work[start : start + _CHUNK]
             for w in chunk:
-                _read(listing.root, w, rules, render_key)
+                _read(reader, w, rules, render_key)
             known = cache.get_files([w.key for w in chunk if w.key]) if reuse else {}
             fresh = []
             for w in chunk:
@@ -228,13 +231,14 @@ def pack(
         kept = [w for w in work if w.reason is None]
         chosen, text, prompt_tokens = budgeting.fit(listing, work, kept, settings, counter)
     finally:
+        reader.close()
         counter.close()
         cache.close()
 
     files = tuple(_packed(w, chosen, settings.redact) for w in work)
     prefix = ""
     if listing.repo_root is not None and listing.repo_root != listing.root:
-        prefix = listing.root.relative_to(listing.repo_root).as_posix() + "/"
+        prefix = escape_path(listing.root.relative_to(listing.repo_root).as_posix() + "/")
     return Pack(
         root=listing.root,
         files=files,
@@ -255,7 +259,7 @@ def _check_include(listing: Listing, rules: filters.Rules, settings: Settings, w
     matches nothing is worth a warning."""
     if not settings.include:
         return
-    files = [c.path for c in listing.candidates if c.kind == "file"]
+    files = [c.fs_path for c in listing.candidates if c.kind == "file"]
     unmatched = filters.unmatched_patterns(settings.include, files)
     if len(unmatched) == len(settings.include):
         shown = " ".join(f"-i {p!r}" for p in settings.include)
@@ -327,21 +331,21 @@ def _render_key(settings: Settings) -> bytes:
     return hashlib.blake2b("\0".join(parts).encode(), digest_size=16).digest()
 
 
-def _read(root: Path, w: _Work, rules: filters.Rules, render_key: bytes) -> None:
+def _read(reader: Reader, w: _Work, rules: filters.Rules, render_key: bytes) -> None:
     """Read one file and key it by content, recording a skip reason instead of raising."""
     reason = filters.by_path(w.candidate, rules)
     if reason is not None:
         w.reason = str(reason)
-        if w.candidate.kind == "file":
-            try:
-                w.size = os.lstat(os.path.join(root, w.candidate.path)).st_size
-            except OSError:
-                pass
+        w.size = w.candidate.size
         return
     try:
-        w.data = read_bytes(root, w.candidate.path, rules.max_file_size)
+        w.data = reader.read(w.candidate.fs_path, rules.max_file_size)
     except FileTooLarge as exc:
         w.size, w.reason = exc.size, str(filters.Reason.TOO_LARGE)
+        return
+    except NotAFile as exc:  # replaced since it was listed: a link, a FIFO, a device...
+        reason = filters.Reason.SYMLINK if exc.kind == "symlink" else filters.Reason.SPECIAL
+        w.reason = str(reason)
         return
     except OSError:
         w.reason = str(filters.Reason.UNREADABLE)
@@ -375,8 +379,8 @@ def _render(w: _Work, settings: Settings, counter: TokenCounter) -> None:
         w.candidate.path, _numbered(w.text, settings), w.lines, language=styles.language_of(w.candidate.path)
     )
     section = styles.render_section(settings.style, entry, last=False)
-    # The text is defanged already; only the path could bring a control token in.
-    w.section = counter.defang(section) if may_hold_control_token(w.candidate.path) else section
+    # The text is defanged already; only the path could bring a control token or marker in.
+    w.section = counter.defang(section) if may_need_defang(w.candidate.path) else section
 
 
 def _line_count(text: str) -> int:

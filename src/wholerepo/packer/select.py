@@ -284,26 +284,33 @@ def _lenient_spec(lines: list[str], where: str, warnings: list[str]) -> pathspec
 
 
 def by_path(candidate: Candidate, rules: Rules) -> Reason | None:
-    """Decide what can be decided from the path and git's view alone."""
+    """Decide what can be decided from the path and git's view alone.
+
+    The selection patterns match the name as the file system spells it (as git's own patterns
+    do); the conventions about names (secrets, lockfiles...) read the name as shown.
+    """
     if candidate.kind == "symlink":
         return Reason.SYMLINK
     if candidate.kind == "submodule":
         return Reason.SUBMODULE
     if candidate.kind == "missing":
         return Reason.MISSING
+    if candidate.kind == "special":
+        return Reason.SPECIAL
     path = candidate.path
-    if rules.ignored(path):
+    raw = candidate.fs_path
+    if rules.ignored(raw):
         return Reason.IGNORED
-    if rules.include is not None and not rules.include.match_file(path):
+    if rules.include is not None and not rules.include.match_file(raw):
         return Reason.EXCLUDED
-    if rules.exclude is not None and rules.exclude.match_file(path):
+    if rules.exclude is not None and rules.exclude.match_file(raw):
         return Reason.EXCLUDED
     name = path.rsplit("/", 1)[-1]
     if rules.skip_secret_files and (is_secret_file(path) or names_a_secret(path)):
         return Reason.SECRET
     if name in OWN_OUTPUT_NAMES:
         return Reason.OWN_OUTPUT
-    if "linguist-vendored" in candidate.attributes or rules.is_vendored(path):
+    if "linguist-vendored" in candidate.attributes or rules.is_vendored(raw):
         return Reason.VENDORED
     if "linguist-generated" in candidate.attributes:
         return Reason.GENERATED

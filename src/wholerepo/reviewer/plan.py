@@ -24,6 +24,7 @@ from ..llm.base import (
 )
 from ..llm.policy import DEFAULT_MODEL, is_deepseek, public_url
 from ..packer import Pack, pack
+from ..packer.changes import hidden
 from ..settings import Settings
 from ..tokens import get_tokenizer
 from .findings import (
@@ -155,7 +156,10 @@ def plan(
 ) -> Plan:
     """Pack ``path`` into the room the window leaves and build the exact request."""
     warnings: list[str] = []
-    diff = diff_against(path, base) if base else None
+    diff = None
+    if base:
+        # The diff obeys the pack's selection: a file the pack skips shows as its name only.
+        diff = diff_against(path, base, hide=lambda entries: hidden(path, settings, entries))
     if diff is not None and not diff.text.strip():
         warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
         diff = None
@@ -171,12 +175,13 @@ def plan(
     # What is sent is redacted and defanged, the instructions too: a configuration's text can
     # hold a key, and a template can print anything.
     instructions = replace(
-        instructions, text=tokenizer.defang(_redacted("instructions", instructions.text, settings))
+        instructions, text=tokenizer.defang_untrusted(_redacted("instructions", instructions.text, settings))
     )
-    # The diff holds removed lines too: the very secret a change deletes must not be sent.
+    # The diff holds removed lines too: the very secret a change deletes must not be sent. Like
+    # the pack, it cannot close its block: framing markers in it are broken.
     diff_text = None
     if diff is not None:
-        diff_text = tokenizer.defang(_redacted_diff(diff.text, settings))
+        diff_text = tokenizer.defang_untrusted(_redacted_diff(diff.text, settings))
     around = repository_block("") + (diff_block(diff_text, base or "") if diff_text is not None else "")
     fixed = tokenizer.count(SYSTEM) + tokenizer.count(around) + tokenizer.count(instructions.text)
     max_tokens = settings.max_output_tokens

@@ -27,6 +27,7 @@ FORMATS = ("markdown", "sarif", "json")
 THINKING = ("auto", "on", "off")
 TOKENIZERS = ("deepseek-v4", "cl100k_base", "o200k_base")
 BUILTIN_PROMPTS = ("review", "security", "architecture")
+PRICE_KEYS = ("cache_hit", "cache_miss", "output")  # USD per 1M tokens (llm/pricing.py)
 
 Trust = Literal["full", "limited", "none"]
 
@@ -119,6 +120,7 @@ class Settings:
                 raise ConfigError(f"{name} must be a number of seconds, not negative, got {value}")
         if self.max_retries < 0:
             raise ConfigError(f"max_retries must not be negative, got {self.max_retries}")
+        _check_prices(self.prices)
         if self.model is not None and not self.model.strip():
             raise ConfigError("model must not be empty")
         if not self.prompt.strip():
@@ -127,6 +129,23 @@ class Settings:
     @property
     def pack_budget(self) -> int:
         return self.budget if self.budget is not None else DEFAULT_BUDGET
+
+
+def _check_prices(prices: Mapping[str, Mapping[str, float]]) -> None:
+    """Every price a finite number, not negative, under a known key: checked where it is read,
+    so a bad one is an error naming its file, never a crash when the cost is computed."""
+    for model, table in prices.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"prices.{model} must be a table of {', '.join(PRICE_KEYS)}, got {table!r}")
+        for key, value in table.items():
+            if key not in PRICE_KEYS:
+                known = f"known keys: {', '.join(PRICE_KEYS)}"
+                raise ConfigError(f"prices.{model}: unknown key {key!r}", known)
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not (number and math.isfinite(value) and value >= 0):
+                raise ConfigError(
+                    f"prices.{model}.{key} must be a number of USD per 1M tokens, not negative, got {value!r}"
+                )
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -55,6 +55,29 @@ _ZWSP = "\u200b"
 CONTROL_MARKERS = ("｜", "<|", "<think>", "</think>", "<dsml:", "</dsml:")
 
 
+# The request's own framing (reviewer/prompts.py): <untrusted_repository>, <untrusted_diff> and
+# their closers. Repository text that spells one, in any case or spacing, is broken the same way
+# as a control token, so no file can close the block it sits in.
+_FRAMING = re.compile(r"<(?=[\s/]*(?i:untrusted))")
+
+
+def break_framing(text: str) -> str:
+    """``text`` with every tag-like ``<untrusted...`` / ``</untrusted...`` broken after its "<"."""
+    if "<" not in text:
+        return text
+    return _FRAMING.sub("<" + _ZWSP, text)
+
+
+def may_need_defang(text: str) -> bool:
+    """False when ``text`` holds neither a control token nor a framing marker (see defang_untrusted)."""
+    return "<" in text or "｜" in text
+
+
+def defang_untrusted(text: str, special: tuple[str, ...]) -> str:
+    """Repository text made safe to embed: framing markers and control tokens broken."""
+    return defang(break_framing(text), special)
+
+
 def may_hold_control_token(text: str) -> bool:
     """False when ``text`` cannot contain a control token of any tokenizer wholerepo loads."""
     # "｜" is not ASCII and every other marker starts with "<": two scans, not six, for most text.
@@ -89,6 +112,10 @@ class Tokenizer:
     def defang(self, text: str) -> str:
         """Break control-token strings in repository text so no server reads them as markup."""
         return defang(text, self.special)
+
+    def defang_untrusted(self, text: str) -> str:
+        """``defang``, and the request's framing markers broken too: for repository text."""
+        return defang_untrusted(text, self.special)
 
 
 def defang(text: str, special: tuple[str, ...]) -> str:

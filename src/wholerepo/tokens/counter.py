@@ -19,7 +19,15 @@ from collections.abc import Sequence
 from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Protocol
 
-from . import Tokenizer, control_tokens, defang, get_tokenizer, is_loaded, may_hold_control_token
+from . import (
+    Tokenizer,
+    break_framing,
+    control_tokens,
+    defang,
+    get_tokenizer,
+    is_loaded,
+    may_hold_control_token,
+)
 
 # A cold run with at least this many bytes to count counts in a worker process: its start-up
 # and the tokenizer's build (~0.3 s) then hide behind the caller's own work on another core.
@@ -153,7 +161,9 @@ class TokenCounter:
             return self._tokenizer
 
     def defang(self, text: str) -> str:
-        """Break control-token strings (needs the tokenizer's control tokens, not its vocabulary)."""
+        """Make repository text safe to embed: the request's framing markers and control-token
+        strings broken (needs the tokenizer's control tokens, not its vocabulary)."""
+        text = break_framing(text)
         if not may_hold_control_token(text):
             return text
         special = self._tokenizer.special if self._tokenizer is not None else control_tokens(self.name)
