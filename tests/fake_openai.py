@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import signal
 import socket
 import struct
@@ -18,6 +19,7 @@ import termios
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -66,11 +68,14 @@ class ResetAfter:
 
 @dataclass
 class Interrupt:
-    """Stream ``content``, then send SIGINT to the test's main thread (a real Ctrl-C)."""
+    """Stream ``content``, then send SIGINT to the test's main thread (a real Ctrl-C), or
+    ``signum`` to the process ``pid()`` names (a client run as a real process: SIGTERM from CI)."""
 
     content: str
     piece: int = 16
     settle: float = 0.3  # let the client take in what was sent before the signal
+    signum: int = signal.SIGINT
+    pid: Callable[[], int] | None = None
 
 
 @dataclass
@@ -207,8 +212,11 @@ class FakeOpenAI:
                     while _unacked(self.connection) and time.monotonic() < end:
                         time.sleep(0.005)
                     time.sleep(reply.settle)
-                    if fake.main_thread is not None:
-                        signal.pthread_kill(fake.main_thread, signal.SIGINT)
+                    if reply.pid is not None:
+                        os.kill(reply.pid(), reply.signum)
+                        time.sleep(2.0)  # the client answers the signal, not a reset
+                    elif fake.main_thread is not None:
+                        signal.pthread_kill(fake.main_thread, reply.signum)
                     time.sleep(0.05)
                     self._reset()
                 elif isinstance(reply, Raw):

@@ -19,8 +19,12 @@ EXIT_INTERNAL = 70  # an unexpected error (a bug): distinct from every documente
 
 
 def echo_err(message: str) -> None:
+    """One message on stderr, never a terminal's escape sequence: names are escaped already
+    (sanitize.escape_path), and an endpoint's or a model's words lose their control characters."""
+    from ..sanitize import strip_control
+
     try:
-        click.echo(message, err=True)
+        click.echo(strip_control(message), err=True)
     except (OSError, ValueError):  # stderr gone (a closed pipe): the exit code still says it
         pass
 

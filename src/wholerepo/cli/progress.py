@@ -38,11 +38,17 @@ class Reporter:
     def event(self, message: str) -> None:
         if self._quiet:
             return
-        line = f"wholerepo: {message}"
+        from ..sanitize import strip_control
+
+        # Events carry an endpoint's words (a model id, an error): no escape sequence gets through.
+        line = f"wholerepo: {strip_control(message)}"
         if self._bar is not None:
             self._bar.print(line)
-        else:
+            return
+        try:
             print(line, file=sys.stderr, flush=True)
+        except (OSError, ValueError):  # stderr gone: the exit code still says how it ended
+            pass
 
     def stop(self) -> None:
         if self._bar is not None:

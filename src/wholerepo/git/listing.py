@@ -170,9 +170,25 @@ def _linguist_attributes(root: Path, paths: list[str]) -> dict[str, frozenset[st
     return {k: frozenset(v) for k, v in found.items()}
 
 
+def _gitignore_spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
+    """A .gitignore's patterns; one that cannot be compiled is left out, as git ignores it."""
+    import pathspec
+
+    try:
+        return pathspec.GitIgnoreSpec.from_lines(lines)
+    except (ValueError, re.error):
+        good = []
+        for line in lines:
+            try:
+                pathspec.GitIgnoreSpec.from_lines([line])
+            except (ValueError, re.error):
+                continue
+            good.append(line)
+        return pathspec.GitIgnoreSpec.from_lines(good) if good else None
+
+
 def _walk(root: Path) -> Iterator[Candidate]:
     """Walk a plain directory, applying every .gitignore as git would (nested, negations)."""
-    import pathspec
 
     specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
 
@@ -194,9 +210,10 @@ def _walk(root: Path) -> Iterator[Candidate]:
         except (OSError, FileTooLarge):
             pass
         else:
-            lines = text.decode("utf-8", "replace").splitlines()
-            specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
-            pushed = True
+            spec = _gitignore_spec(text.decode("utf-8", "replace").splitlines())
+            if spec is not None:
+                specs.append((rel_dir, spec))
+                pushed = True
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError:

@@ -46,7 +46,7 @@ class NotAFile(OSError):
 
 
 def kind_of(mode: int) -> str:
-    """"file", "symlink" or "special" (FIFO, device, socket, directory) for an ``lstat`` mode."""
+    """ "file", "symlink" or "special" (FIFO, device, socket, directory) for an ``lstat`` mode."""
     if stat.S_ISREG(mode):
         return "file"
     if stat.S_ISLNK(mode):

@@ -113,6 +113,10 @@ def names_a_secret(path: str) -> bool:
     return path_holds_secret(path)
 
 
+# What pathspec raises for a pattern it cannot compile: its own ValueError, or the regex engine's
+# error for what passes its parser ("[z-a]": a bad character range).
+BAD_PATTERN = (ValueError, re.error)
+
 _MINIFIED_NAME = re.compile(r"\.min\.(js|css|mjs)$|[.-]bundle\.js$")
 IGNORE_FILE = ".wholerepoignore"
 
@@ -153,7 +157,7 @@ def unmatched_patterns(patterns: Iterable[str], paths: list[str]) -> list[str]:
     for pattern in patterns:
         try:
             spec = pathspec.GitIgnoreSpec.from_lines([pattern])
-        except ValueError:
+        except BAD_PATTERN:
             unmatched.append(pattern)
             continue
         if not any(spec.match_file(p) for p in paths):
@@ -260,11 +264,11 @@ def _spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
 def _strict_spec(lines: list[str], where: str) -> pathspec.GitIgnoreSpec | None:
     try:
         return _spec(lines)
-    except ValueError:
+    except BAD_PATTERN:
         for line in lines:
             try:
                 _spec([line])
-            except ValueError as exc:
+            except BAD_PATTERN as exc:
                 raise UsageError(f"{where} {line!r} is not a valid pattern: {exc}") from None
         raise
 
@@ -272,13 +276,13 @@ def _strict_spec(lines: list[str], where: str) -> pathspec.GitIgnoreSpec | None:
 def _lenient_spec(lines: list[str], where: str, warnings: list[str]) -> pathspec.GitIgnoreSpec | None:
     try:
         return _spec(lines)
-    except ValueError:
+    except BAD_PATTERN:
         good = []
         for line in lines:
             try:
                 _spec([line])
                 good.append(line)
-            except ValueError:
+            except BAD_PATTERN:
                 warnings.append(f"{where}: pattern {line!r} is not valid and was skipped")
         return _spec(good)
 

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from ..reviewer.findings import FINGERPRINT_VERSION, SEVERITIES, Finding, severity_rank
-from ..sanitize import clean_text, one_line, safe_url
+from ..sanitize import clean_text, one_line, safe_url, unescape_path
 from . import ReviewResult, sorted_findings
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -47,9 +47,14 @@ def rule_id(category: str) -> str:
 
 
 def artifact_uri(path: str) -> str:
-    """A repository-relative path as a relative URI reference (spaces, unicode percent-encoded)."""
+    """A repository-relative path as a relative URI reference (spaces, unicode percent-encoded).
+
+    A name shown escaped (``caf\\xe9.py``, a newline as ``\\n``) points at the file itself: its
+    original bytes, percent-encoded (``caf%E9.py``).
+    """
+    raw = unescape_path(path)
     # Verified paths are already relative and clean; this keeps any other input relative too.
-    parts = [p for p in path.replace("\\", "/").split("/") if p not in ("", ".", "..")]
+    parts = [p for p in raw.split("/") if p not in ("", ".", "..")]
     relative = "/".join(parts) or "unknown"
     try:
         # Paths decoded with surrogateescape keep their original bytes.

@@ -277,6 +277,8 @@ class _PathIndex:
     def resolve(self, value: object) -> tuple[str | None, str]:
         if not isinstance(value, str) or not value.strip():
             return None, "missing-path"
+        if value.strip() in self.files:  # exactly as packed: names shown escaped hold a backslash
+            return value.strip(), ""
         if len(value) > PATH_LIMIT * 4 or any(ord(c) < 32 or c == "\x7f" for c in value):
             return None, "unsafe-path"
         path = value.strip().replace("\\", "/")
