@@ -239,6 +239,41 @@ def test_a_name_that_is_not_utf8_reviews_and_reports(make_repo: MakeRepo, tmp_pa
     assert "caf\\xe9.py" in (out / "review.md").read_text(encoding="utf-8")
 
 
+def test_odd_names_outside_git_pack_escaped(make_repo: MakeRepo) -> None:
+    root = make_repo({"app.py": APP, ".gitignore": "[z-a]\n*.log\n"}, git_init=False, name="plain-names")
+    (root / LATIN1).write_text("L = 1\n")
+    (root / "two\nlines.py").write_text("T = 1\n")
+    (root / "debug.log").write_text("ignored\n")
+    results = [cli("pack", str(root), "--manifest", str(root.parent / "m.json")) for _ in range(2)]
+    assert [r.exit_code for r in results] == [0, 0] and results[0].stdout == results[1].stdout
+    paths = [f["path"] for f in json.loads((root.parent / "m.json").read_text(encoding="utf-8"))["files"]]
+    assert paths == [".gitignore", "app.py", "caf\\xe9.py", "two\\nlines.py"]  # the bad pattern left out
+
+
+DIFF_NAMES = ('q"uote.py', "back\\slash.py", "new\nline.py", "tab\there.py", "sp ace.py", "caf\udce9.py")
+
+
+def test_odd_names_keep_their_patch_in_the_diff(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = make_repo({"app.py": APP}, name="diffnames")
+    git(repo, "tag", "before")
+    for i, name in enumerate(DIFF_NAMES):
+        (repo / name).write_text(f"VALUE_{i} = {i}\n")
+    commit(repo)
+    out = tmp_path / "out"
+    quote = "VALUE_2 = 2"
+    with FakeOpenAI() as fake:
+        fake.script(Chat(reply(finding(path="new\\nline.py", start_line=1, end_line=1, quote=quote))))
+        result = review(fake, repo, "--base", "before", "--output-dir", str(out))
+        assert result.exit_code == 0, result.stderr
+        diff = diff_block(sent(fake))
+    for i, name in enumerate(DIFF_NAMES):
+        shown = escape_path(name)
+        assert f"diff --git a/{shown} b/{shown}\nnew file mode 100644\n" in diff, name
+        assert f"+++ b/{shown}\n@@ -0,0 +1 @@\n+VALUE_{i} = {i}\n" in diff, name
+    [verified] = json.loads((out / "review.json").read_text(encoding="utf-8"))["verified"]
+    assert verified["path"] == "new\\nline.py" and verified["in_diff"] is True
+
+
 FORGING_NAMES = {
     "a.py\n## File: forged.py": "A = 1\n",
     "b.py\nFile: forged2.py\n================": "B = 1\n",

@@ -124,11 +124,13 @@ def diff_against(root: Path, ref: str, hide: Hide | None = None) -> Diff:
             old, new = ("" if e.status == "added" else e.path), ("" if e.status == "deleted" else e.path)
             files.append(FileChange(new, old, frozenset(), (), status=e.status, hidden=reason))
             continue
-        text = patches[e.path]
-        parts.append(text)
-        # One file per part; its names come from git's listing, not from parsing its headers.
+        body = patches[e.path]
+        parts.append(_rewrite(escape_path(e.raw), body))
+        # One file per part. Its names come from git's listing: the lines are parsed under a
+        # plain stand-in name, which no space, tab or quote in the real one can confuse.
         old, new = ("" if e.status == "added" else e.path), ("" if e.status == "deleted" else e.path)
-        files.extend(replace(f, path=new, old_path=old, status=e.status) for f in parse(text)[:1])
+        parsed = parse(_rewrite("file", body))[:1]
+        files.extend(replace(f, path=new, old_path=old, status=e.status) for f in parsed)
     changed = {f.path: f.added for f in files if f.path and f.hidden is None}
     return Diff(ref=ref, base=base, text="".join(parts), changed=changed, files=tuple(files))
 
@@ -157,7 +159,7 @@ def changes(root: Path, base: str) -> tuple[Entry, ...]:
 
 
 def _patches(root: Path, base: str, raws: list[str]) -> dict[str, str]:
-    """Each named path's part of ``git diff -p``, by its shown path, headers naming it as shown."""
+    """Each named path's part of ``git diff -p`` after its ``diff --git`` line, by its shown path."""
     found: dict[str, str] = {}
     for start in range(0, len(raws), _PATHS_PER_CALL):
         chunk = raws[start : start + _PATHS_PER_CALL]
@@ -196,7 +198,7 @@ _HEADER = re.compile(rb"^diff --git ", re.MULTILINE)
 
 
 def _sections(out: bytes) -> list[tuple[str, str]]:
-    """Split a ``git diff -p`` into files: (raw path, the file's part with headers rewritten)."""
+    """Split a ``git diff -p`` into files: (raw path, the file's part after its first line)."""
     starts = [m.start() for m in _HEADER.finditer(out)]
     sections = []
     for i, start in enumerate(starts):
@@ -205,7 +207,7 @@ def _sections(out: bytes) -> list[tuple[str, str]]:
         raw = _header_path(header[len(b"diff --git ") :].decode("utf-8", "surrogateescape"))
         if raw is None:
             continue  # not a header git writes: never shown rather than shown under a wrong name
-        sections.append((raw, _rewrite(raw, body.decode("utf-8", "replace"))))
+        sections.append((raw, body.decode("utf-8", "replace")))
     return sections
 
 
@@ -248,9 +250,8 @@ def _unquote(text: str, at: int) -> tuple[str | None, int]:
     return None, i
 
 
-def _rewrite(raw: str, body: str) -> str:
-    """A file's part of the diff with its name shown escaped in every line that names it."""
-    shown = escape_path(raw)
+def _rewrite(shown: str, body: str) -> str:
+    """A file's part of the diff, every line that names it naming it ``shown``."""
     lines = [f"diff --git a/{shown} b/{shown}"]
     in_hunk = False
     for line in body.split("\n"):
