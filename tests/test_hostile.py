@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from click.testing import CliRunner, Result
 from tokenizers import Tokenizer as HFTokenizer
@@ -37,6 +38,7 @@ KEY = "sk-hostile-3e9d8c7b6a5f4e3d2c1b"
 OUTSIDE = "OUTSIDE-THE-REPOSITORY-5e2a"
 STYLES = ("xml", "markdown", "plain", "json")
 LATIN1 = "caf\udce9.py"  # the Latin-1 bytes b"caf\xe9.py" as the file system gives them to Python
+SARIF_SCHEMA = json.loads((Path(__file__).parent / "data" / "sarif-schema-2.1.0.json").read_text())
 # Every spelling of the request's framing that a model could take for the real thing.
 FRAMING = re.compile(r"<\s*/?\s*untrusted_(?:repository|diff)\s*>", re.IGNORECASE)
 
@@ -234,6 +236,7 @@ def test_a_name_that_is_not_utf8_reviews_and_reports(make_repo: MakeRepo, tmp_pa
     [verified] = report["verified"]
     assert verified["path"] == "caf\\xe9.py" and verified["in_diff"] is False
     sarif = json.loads((out / "review.sarif").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
     [location] = sarif["runs"][0]["results"][0]["locations"]
     assert location["physicalLocation"]["artifactLocation"]["uri"] == "caf%E9.py"  # the file's bytes
     assert "caf\\xe9.py" in (out / "review.md").read_text(encoding="utf-8")
@@ -317,6 +320,7 @@ def test_a_forged_name_stays_escaped_in_review_output(make_repo: MakeRepo, tmp_p
     assert not any(line.startswith(("## File", "File: ")) for line in result.stderr.split("\n"))
     assert "\x1b" not in result.stderr
     sarif = json.loads((out / "review.sarif").read_text(encoding="utf-8"))
+    jsonschema.Draft4Validator(SARIF_SCHEMA).validate(sarif)
     uri = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     assert uri == "a.py%0A%23%23%20File%3A%20forged.py"
 
@@ -528,6 +532,19 @@ def test_a_changed_byte_in_a_cached_section_is_never_served(
     assert again.stdout == cold.stdout
     manifest = json.loads((repo.parent / "warm.json").read_text())
     assert manifest["prompt_tokens"] == hf_count(hf, again.stdout)
+
+
+def test_a_changed_count_in_the_cache_is_never_served(make_repo: MakeRepo, isolated_env: Path) -> None:
+    repo = make_repo({"app.py": APP, "lib.py": "".join(f"V{i} = {i}\n" for i in range(200))}, name="counted")
+    cold = cli("pack", str(repo), "--manifest", str(repo.parent / "cold.json"))
+    [db] = (isolated_env / "cache").glob("*.sqlite")
+    con = sqlite3.connect(db)
+    with con:
+        assert con.execute("UPDATE counts SET tokens = tokens + 7").rowcount > 0
+    con.close()
+    warm = cli("pack", str(repo), "--manifest", str(repo.parent / "warm.json"))
+    assert warm.stdout == cold.stdout
+    assert (repo.parent / "warm.json").read_text() == (repo.parent / "cold.json").read_text()
 
 
 # -- standard streams, configuration values ------------------------------------------------------

@@ -6,8 +6,8 @@ Two tables: ``counts`` maps a hash of the exact text counted to its token count;
 that section), so a warm run reads, hashes and looks up instead of decoding, redacting and
 rendering again. Rows of ``files`` unused for PRUNE_AFTER_DAYS days are deleted.
 
-Each ``files`` row carries a digest of itself and of its key: a row changed on disk (one byte of
-its section, its line count, a row moved under another key) is a miss, never served, so a warm
+Each row carries a digest of itself and of its key: a row changed on disk (one byte of a section,
+a line count, a token count, a row moved under another key) is a miss, never served, so a warm
 run can only give what a cold run would.
 
 Safe under concurrent runs (WAL, a busy timeout, idempotent inserts). A cache that cannot be
@@ -54,6 +54,11 @@ class FileResult:
         return h.hexdigest()
 
 
+def count_check(key: str, tokens: int) -> str:
+    """What a ``counts`` row must carry beside ``tokens`` under ``key``."""
+    return hashlib.blake2b(f"{key}\0{tokens}".encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("WHOLEREPO_CACHE_DIR")
     if env:
@@ -86,7 +91,10 @@ class TokenCache:
             db = sqlite3.connect(path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, tokens INTEGER NOT NULL)")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, tokens INTEGER NOT NULL,"
+                " digest TEXT NOT NULL)"
+            )
             db.execute(
                 "CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
                 " reason TEXT, encoding TEXT, lines INTEGER NOT NULL, count_key TEXT NOT NULL,"
@@ -122,8 +130,10 @@ class TokenCache:
             return {}
         found: dict[str, int] = {}
         try:
-            for k, v in self._rows_for("SELECT key, tokens FROM counts WHERE key IN ({})", keys):
-                found[k] = int(v)
+            query = "SELECT key, tokens, digest FROM counts WHERE key IN ({})"
+            for k, v, check in self._rows_for(query, keys):
+                if isinstance(v, int) and check == count_check(k, v):  # else changed on disk: a miss
+                    found[k] = v
         except sqlite3.Error:
             return found
         return found
@@ -135,7 +145,8 @@ class TokenCache:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO counts (key, tokens) VALUES (?, ?)", list(items.items())
+                    "INSERT OR REPLACE INTO counts (key, tokens, digest) VALUES (?, ?, ?)",
+                    [(k, n, count_check(k, n)) for k, n in items.items()],
                 )
         except sqlite3.Error:
             pass
@@ -155,15 +166,19 @@ class TokenCache:
         found: dict[str, FileResult] = {}
         stale = _today() - 1
         query = (
-            "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions,"
-            " f.section, f.digest, c.tokens FROM files f LEFT JOIN counts c ON c.key = f.count_key"
+            "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions, f.section,"
+            " f.digest, c.tokens, c.digest FROM files f LEFT JOIN counts c ON c.key = f.count_key"
             " WHERE f.key IN ({})"
         )
         try:
             for row in self._rows_for(query, keys):
-                key, used, reason, encoding, lines, count_key, redactions, section, digest, tokens = row
-                if reason is None and tokens is None:
-                    continue  # the section's count is gone: not a usable result
+                key, used, reason, encoding, lines, count_key, redactions, section, digest, tokens, check = (
+                    row
+                )
+                if reason is None and not (
+                    isinstance(tokens, int) and check == count_check(count_key, tokens)
+                ):
+                    continue  # the section's count is gone or changed: not a usable result
                 try:
                     kinds = tuple(filter(None, redactions.split(",")))
                     result = FileResult(
