@@ -566,6 +566,17 @@ def test_a_closed_stdout_is_a_one_line_error(make_repo: MakeRepo) -> None:
     assert done.returncode == 0 and target.read_text().startswith("<repository>")
 
 
+def test_a_huge_repository_settings_file_is_not_read(make_repo: MakeRepo) -> None:
+    repo = make_repo({"app.py": APP}, name="huge-config")
+    with open(repo / ".wholerepo.toml", "wb") as fh:  # 3 GB of nothing: sparse on disk
+        fh.write(b'style = "markdown"\n')
+        fh.truncate(3 << 30)
+    result = cli("pack", str(repo), "--no-cache")
+    assert result.exit_code == 0, result.stderr
+    assert "not read; the file is ignored" in result.stderr
+    assert result.stdout.startswith("<repository>")  # its style was not applied
+
+
 @pytest.mark.parametrize(
     "table",
     [

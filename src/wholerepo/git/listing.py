@@ -139,7 +139,7 @@ def _git_listing(top: Path, root: Path, tracked_only: bool) -> Listing:
                 continue
             kinds[rel] = kind_of(info.st_mode)
             sizes[rel] = info.st_size
-    attrs = _linguist_attributes(root, [p for p, k in kinds.items() if k == "file"])
+    attrs = linguist_attributes(root, [p for p, k in kinds.items() if k == "file"])
     candidates = sorted(
         (Candidate.of(p, kinds[p], attrs.get(p, frozenset()), sizes.get(p, 0)) for p in kinds),
         key=lambda c: c.path,
@@ -148,11 +148,6 @@ def _git_listing(top: Path, root: Path, tracked_only: bool) -> Listing:
 
 
 def linguist_attributes(root: Path, paths: list[str]) -> dict[str, frozenset[str]]:
-    """linguist-generated/-vendored of each of ``paths`` (as the file system spells them)."""
-    return _linguist_attributes(root, paths)
-
-
-def _linguist_attributes(root: Path, paths: list[str]) -> dict[str, frozenset[str]]:
     """Read linguist-generated/-vendored for all paths in one ``git check-attr --stdin`` call."""
     if not paths:
         return {}

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from ..errors import ConfigError
+from ..git.reading import FileTooLarge, read_bytes
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -132,10 +133,21 @@ def user_config_file(env: Mapping[str, str] | None = None) -> Path:
     return Path(platformdirs.user_config_dir("wholerepo", appauthor=False)) / "config.toml"
 
 
-def _read_toml(file: Path) -> dict[str, Any]:
+# A repository's settings file larger than this is not read: a pull request could add a file of
+# gigabytes (zeros compress to nearly nothing in git) that parsing would hold in memory.
+MAX_REPOSITORY_FILE = 1 << 20
+
+
+def _read_toml(file: Path, limit: int | None = None) -> dict[str, Any]:
     try:
-        data: dict[str, Any] = tomllib.loads(file.read_text(encoding="utf-8"))
+        if limit is None:
+            text = file.read_text(encoding="utf-8")
+        else:  # a regular file, not a link, read up to the limit and no further
+            text = read_bytes(file.parent, file.name, limit).decode("utf-8")
+        data: dict[str, Any] = tomllib.loads(text)
         return data
+    except FileTooLarge as exc:
+        raise ConfigError(f"{file}: {exc.size:,} bytes, over {limit:,}: not read") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: invalid TOML: {' '.join(str(exc).split())}") from exc
     except OSError as exc:
@@ -169,7 +181,7 @@ def _repository_file(directory: Path, warnings: list[str]) -> tuple[dict[str, An
         if not stat.S_ISREG(info.st_mode):
             continue
         try:
-            data = _read_toml(file)
+            data = _read_toml(file, MAX_REPOSITORY_FILE)
         except ConfigError as exc:
             warnings.append(f"{exc.message}; the file is ignored")
             continue
