@@ -194,7 +194,9 @@ def blobs(root: Path, ids: Sequence[str], limit: int) -> dict[str, bytes | int]:
     return found
 
 
-_HEADER = re.compile(rb"^diff --git ", re.MULTILINE)
+# Where a file's part starts. A combined diff (``diff --cc``, an unmerged path) starts one too,
+# so that it is never taken for the end of the part before it; it is not shown.
+_HEADER = re.compile(rb"^diff --(?:git|cc|combined) ", re.MULTILINE)
 
 
 def _sections(out: bytes) -> list[tuple[str, str]]:
@@ -204,6 +206,8 @@ def _sections(out: bytes) -> list[tuple[str, str]]:
     for i, start in enumerate(starts):
         chunk = out[start : starts[i + 1] if i + 1 < len(starts) else len(out)]
         header, _, body = chunk.partition(b"\n")
+        if not header.startswith(b"diff --git "):
+            continue
         raw = _header_path(header[len(b"diff --git ") :].decode("utf-8", "surrogateescape"))
         if raw is None:
             continue  # not a header git writes: never shown rather than shown under a wrong name
