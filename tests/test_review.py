@@ -344,3 +344,20 @@ def test_probe_takes_the_only_model_and_its_window() -> None:
     found = run_blocking(probe(Settings(base_url="http://127.0.0.1:1/v1"), model), model)
     assert (found.model, found.window) == ("solo", Window(32_768, "endpoint /models"))
     assert any("serves one model, solo" in note for note in found.notes)
+
+
+@pytest.mark.parametrize("style", ["xml", "markdown", "plain", "json"])
+@pytest.mark.parametrize("with_diff", [False, True])
+def test_prompt_count_is_exact_in_every_style(make_repo: MakeRepo, style: str, with_diff: bool) -> None:
+    # The plan counts the message in pieces (head, pack, tail): the pieces must add up exactly.
+    repo = make_repo({"app.py": APP, "notes.md": "# Notes\n\n\n\ntrailing blank lines\n\n\n", "e.txt": ""})
+    base = None
+    if with_diff:
+        git(repo, "checkout", "-q", "-b", "feature")
+        (repo / "app.py").write_text(APP.replace("a - b", "a + b"))
+        git(repo, "commit", "-qam", "fix")
+        base = "main"
+    p = plan(repo, settings_for(repo, {"style": style}), WINDOW, base=base)
+    tok = get_tokenizer("deepseek-v4")
+    assert p.prompt_tokens == tok.count(p.system) + tok.count(p.user)
+    assert p.files["app.py"] == (repo / "app.py").read_text()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -24,6 +26,7 @@ class PackedFile:
     encoding: str | None = None
     redactions: tuple[str, ...] = ()  # kinds of the secrets removed, one entry each
     text: str | None = field(default=None, repr=False)  # the text as sent (redacted, unnumbered)
+    digest: builtins.bytes = field(default=b"", repr=False)  # of the file's bytes when packed
 
     def manifest_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -77,6 +80,15 @@ class Pack:
                 return f
         return None
 
+    @functools.cached_property
+    def texts(self) -> Mapping[str, str]:
+        """Each included file's text exactly as sent (redacted, unnumbered), by path.
+
+        Kept from the run when it kept them; otherwise read again on first use of each file, so
+        a warm pack that reused cached sections pays only for the files a caller looks at.
+        """
+        return FileTexts(self)
+
     def manifest(self) -> dict[str, Any]:
         return {
             "generator": "wholerepo",  # also how a later pack recognises this file as ours
@@ -89,6 +101,34 @@ class Pack:
             "redactions": sum(len(f.redactions) for f in self.files),
             "files": [f.manifest_entry() for f in self.files],
         }
+
+
+class FileTexts(Mapping[str, str]):
+    """The included files' texts as sent, read again lazily where the pack did not keep them."""
+
+    def __init__(self, pack: Pack) -> None:
+        self._pack = pack
+        self._files = {f.path: f for f in pack.included}
+        self._texts: dict[str, str] = {}
+
+    def __getitem__(self, path: str) -> str:
+        f = self._files[path]
+        if f.text is not None:
+            return f.text
+        if path not in self._texts:
+            from .run import file_text
+
+            self._texts[path] = file_text(self._pack, f)
+        return self._texts[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._files
 
 
 def summarize(pack: Pack, top: int = 5) -> dict[str, Any]:

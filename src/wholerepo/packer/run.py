@@ -436,4 +436,34 @@ def _packed(w: _Work, chosen: set[str], redact: bool) -> PackedFile:
             w.encoding,
             w.redactions,
         )
-    return PackedFile(path, "included", None, w.tokens, w.size, w.lines, w.encoding, w.redactions, w.text)
+    return PackedFile(
+        path, "included", None, w.tokens, w.size, w.lines, w.encoding, w.redactions, w.text, w.content
+    )
+
+
+class FileChanged(UsageError):
+    """A packed file changed on disk before its text was read again."""
+
+
+def file_text(pack: Pack, f: PackedFile) -> str:
+    """``f``'s text exactly as ``pack`` sent it: read, decoded, redacted and defanged again.
+
+    Each step is a pure function of the file's bytes, so the text equals the one the section was
+    rendered from, as long as the bytes are the same (checked against the pack's digest).
+    """
+    settings = pack.settings
+    try:
+        data = read_bytes(pack.root, f.path, settings.max_file_size)
+    except (OSError, FileTooLarge) as exc:
+        raise FileChanged(f"{f.path} cannot be read again: {exc}") from exc
+    if f.digest and hashlib.blake2b(data, digest_size=20).digest() != f.digest:
+        raise FileChanged(f"{f.path} changed on disk during the review")
+    decoded = decoding.decode(data)
+    if not isinstance(decoded, decoding.Decoded):
+        raise FileChanged(f"{f.path} is no longer text")
+    text = decoded.text
+    if settings.redact:
+        from ..redact import Redactor
+
+        text = Redactor().redact(f.path, text)[0]
+    return TokenCounter(settings.tokenizer).defang(text)

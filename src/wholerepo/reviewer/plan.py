@@ -24,13 +24,22 @@ from ..llm.base import (
 )
 from ..llm.policy import DEFAULT_MODEL, is_deepseek, public_url
 from ..packer import Pack, pack
+from ..packer.cache import TokenCache, default_cache_dir
 from ..settings import Settings
-from ..tokens import get_tokenizer
+from ..tokens.counter import TokenCounter
 from .findings import (
     example_reply,
     response_schema,
 )
-from .prompts import SYSTEM, Instructions, diff_block, render_instructions, repository_block, user_message
+from .prompts import (
+    REPOSITORY_HEAD,
+    REPOSITORY_TAIL,
+    SYSTEM,
+    Instructions,
+    diff_block,
+    render_instructions,
+    user_message,
+)
 from .result import NotSent
 
 Progress = Callable[[str, int, int], None]
@@ -79,9 +88,10 @@ class Plan:
     warnings: tuple[str, ...] = ()
 
     @property
-    def files(self) -> dict[str, str]:
-        """Each included file's text as sent: what findings are verified against."""
-        return {f.path: f.text for f in self.pack.included if f.text is not None}
+    def files(self) -> Mapping[str, str]:
+        """Each included file's text as sent: what findings are verified against (read again
+        lazily, only for the files findings name)."""
+        return self.pack.texts
 
     @property
     def prefix(self) -> str:
@@ -159,7 +169,7 @@ def plan(
     if diff is not None and not diff.text.strip():
         warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
         diff = None
-    tokenizer = get_tokenizer(settings.tokenizer)
+    counter = TokenCounter(settings.tokenizer)  # control tokens only, for defanging
     instructions = render_instructions(
         settings.prompt,
         schema=response_schema(),
@@ -171,14 +181,21 @@ def plan(
     # What is sent is redacted and defanged, the instructions too: a configuration's text can
     # hold a key, and a template can print anything.
     instructions = replace(
-        instructions, text=tokenizer.defang(_redacted("instructions", instructions.text, settings))
+        instructions, text=counter.defang(_redacted("instructions", instructions.text, settings))
     )
     # The diff holds removed lines too: the very secret a change deletes must not be sent.
     diff_text = None
     if diff is not None:
-        diff_text = tokenizer.defang(_redacted_diff(diff.text, settings))
-    around = repository_block("") + (diff_block(diff_text, base or "") if diff_text is not None else "")
-    fixed = tokenizer.count(SYSTEM) + tokenizer.count(around) + tokenizer.count(instructions.text)
+        diff_text = counter.defang(_redacted_diff(diff.text, settings))
+    # Everything but the pack, counted in the pieces the message is made of: the pack sits between
+    # a head that ends in a newline and a tail that starts with "<", both pre-tokenizer
+    # boundaries, so the pack's own exact count adds up with theirs.
+    tail = (
+        REPOSITORY_TAIL
+        + (diff_block(diff_text, base or "") if diff_text is not None else "")
+        + instructions.text
+    )
+    fixed = sum(_count([SYSTEM, REPOSITORY_HEAD, tail], settings))
     max_tokens = settings.max_output_tokens
     room = window.tokens - fixed - TEMPLATE_MARGIN - max_tokens
     flags = "lower --max-output-tokens, raise --context-window if the endpoint's window is larger"
@@ -193,14 +210,16 @@ def plan(
         )
     budget = min(room, settings.budget) if settings.budget is not None else room
     try:
-        packed = pack(path, replace(settings, budget=budget), on_progress=on_progress)
+        # The files' texts are read again only for the findings that name them: a warm pack can
+        # reuse every cached section.
+        packed = pack(path, replace(settings, budget=budget), on_progress=on_progress, keep_file_text=False)
     except BudgetError as exc:
         raise PromptTooLargeError(
             f"the prompt does not fit: {exc.message} ({window.tokens:,}-token window, {window.source})",
             flags,
         ) from exc
     user = user_message(packed.text, instructions.text, diff_text, base)
-    prompt_tokens = tokenizer.count(SYSTEM) + tokenizer.count(user)
+    prompt_tokens = fixed + packed.prompt_tokens
     if prompt_tokens + max_tokens > window.tokens:
         raise PromptTooLargeError(
             f"the prompt does not fit: {prompt_tokens:,} prompt tokens + {max_tokens:,} output tokens"
@@ -222,6 +241,17 @@ def plan(
         model=model or settings.model or DEFAULT_MODEL,
         warnings=tuple(warnings),
     )
+
+
+def _count(texts: list[str], settings: Settings) -> list[int]:
+    """Exact counts through the cache: a warm plan never loads the tokenizer."""
+    cache = TokenCache(default_cache_dir() if settings.cache else None)
+    counter = TokenCounter(settings.tokenizer, store=cache if cache.enabled else None)
+    try:
+        return counter.count_many(texts)
+    finally:
+        counter.close()
+        cache.close()
 
 
 def _redacted(name: str, text: str, settings: Settings) -> str:
