@@ -11,7 +11,7 @@ from conftest import MakeRepo, git
 from fake_openai import Chat, FakeOpenAI, usage
 from support.builders import finding, reply
 from support.scripted import ScriptedModel
-from wholerepo.errors import ConfigError, UsageError
+from wholerepo.errors import ConfigError, EndpointError, UsageError
 from wholerepo.git.diff import changed_lines, diff_against
 from wholerepo.llm import Endpoint, pricing
 from wholerepo.llm.base import EndpointFailed, ModelInfo, NotJSONError, Reply, Usage
@@ -361,3 +361,20 @@ def test_prompt_count_is_exact_in_every_style(make_repo: MakeRepo, style: str, w
     tok = get_tokenizer("deepseek-v4")
     assert p.prompt_tokens == tok.count(p.system) + tok.count(p.user)
     assert p.files["app.py"] == (repo / "app.py").read_text()
+
+
+def test_the_review_function(make_repo: MakeRepo) -> None:
+    import wholerepo
+
+    repo = make_repo({"app.py": APP})
+    with FakeOpenAI() as server:
+        server.script(Chat(reply(finding()), usage=usage(1000, 20)))
+        result = wholerepo.review(repo, base_url=server.url, model="m", max_retries=0)
+        assert isinstance(result, wholerepo.ReviewResult)
+        assert [(f.path, f.start_line) for f in result.verified] == [("app.py", 2)]
+        assert server.chats[0].json["model"] == "m"
+        server.script(Chat("not json"))
+        with pytest.raises(EndpointError, match="no findings JSON"):
+            wholerepo.review(repo, base_url=server.url, model="m")
+    with pytest.raises(TypeError, match="bogus"):
+        wholerepo.review(repo, bogus=1)
