@@ -7,6 +7,7 @@ info/exclude, core.excludesFile and force-added files all behave as git decides.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
@@ -95,7 +96,7 @@ def _git_listing(top: Path, root: Path, tracked_only: bool) -> Listing:
         if kind != "file":
             continue
         try:
-            info = os.lstat(os.path.join(root, rel))
+            info = os.lstat(f"{root}/{rel}")
         except FileNotFoundError:
             kinds[rel] = "missing"  # tracked, but deleted from the work tree
             continue
@@ -191,12 +192,27 @@ class FileTooLarge(Exception):
 def read_bytes(root: Path, rel: str, limit: int | None = None) -> bytes:
     """Read one listed file without following a symlink out of the repository.
 
-    Raises FileTooLarge, without reading, for a file of more than ``limit`` bytes.
+    Only a regular file is read, and never more than ``limit`` bytes: a file over it (or one that
+    grows past it while read) raises FileTooLarge. One open, one fstat, usually one read.
     """
-    fd = os.open(os.path.join(root, rel), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-    with os.fdopen(fd, "rb", buffering=0) as fh:
-        if limit is not None:
-            size = os.fstat(fd).st_size
-            if size > limit:
-                raise FileTooLarge(size)
-        return fh.readall()
+    fd = os.open(f"{root}/{rel}", os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise IsADirectoryError(
+                errno.EISDIR if stat.S_ISDIR(info.st_mode) else errno.EINVAL, "not a regular file"
+            )
+        size = info.st_size
+        if limit is not None and size > limit:
+            raise FileTooLarge(size)
+        cap = (limit if limit is not None else max(size, 1 << 20)) + 1
+        chunks = [os.read(fd, min(size + 1, cap))]
+        total = len(chunks[0])
+        while chunks[-1] and total < cap and total > size:  # it grew while we read
+            chunks.append(os.read(fd, cap - total))
+            total += len(chunks[-1])
+        if limit is not None and total > limit:
+            raise FileTooLarge(total)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    finally:
+        os.close(fd)

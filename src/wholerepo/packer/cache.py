@@ -12,6 +12,7 @@ opened or is corrupt is rebuilt; if even that fails, runs go on without one.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import time
@@ -56,7 +57,10 @@ class TokenCache:
         self.path = None if directory is None else directory / f"cache-v{SCHEMA_VERSION}.sqlite"
         self._db: sqlite3.Connection | None = None
         self._touched: list[str] = []  # keys of reused files rows last used before yesterday
-        self.empty = True  # no counts stored yet: this run starts cold
+        self.empty = True  # no counts stored yet: this run starts cold, and reads find nothing
+        # Writes wait for flush() (or close()): one transaction per run, not one per chunk.
+        self._counts: dict[str, int] = {}
+        self._files: dict[str, FileResult] = {}
         if self.path is not None:
             self._db = self._open(self.path, retry=True)
 
@@ -103,27 +107,21 @@ class TokenCache:
         return self._db is not None
 
     def get_many(self, keys: Iterable[str]) -> dict[str, int]:
-        if self._db is None:
-            return {}
-        found: dict[str, int] = {}
+        wanted = list(keys)
+        found = {k: self._counts[k] for k in wanted if k in self._counts}
+        if self._db is None or self.empty:
+            return found
         try:
-            for k, v in self._rows_for("SELECT key, tokens FROM counts WHERE key IN ({})", keys):
+            rest = [k for k in wanted if k not in found]
+            for k, v in self._rows_for("SELECT key, tokens FROM counts WHERE key IN ({})", rest):
                 found[k] = int(v)
         except sqlite3.Error:
             return found
         return found
 
     def put_many(self, items: dict[str, int]) -> None:
-        if self._db is None or not items:
-            return
-        try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
-                    "INSERT OR REPLACE INTO counts (key, tokens) VALUES (?, ?)", list(items.items())
-                )
-        except sqlite3.Error:
-            pass
+        if self._db is not None:
+            self._counts.update(items)
 
     def _rows_for(self, query: str, keys: Iterable[str]) -> Iterator[tuple[Any, ...]]:
         """Rows of ``query`` (its ``IN ({})`` filled with placeholders) for distinct ``keys``,
@@ -135,9 +133,14 @@ class TokenCache:
             yield from self._db.execute(query.format(",".join("?" * len(chunk))), chunk)
 
     def get_files(self, keys: Iterable[str]) -> dict[str, FileResult]:
-        if self._db is None:
-            return {}
+        wanted = list(keys)
         found: dict[str, FileResult] = {}
+        for key in wanted:
+            pending = self._files.get(key)
+            if pending is not None and (pending.reason is not None or pending.count_key in self._counts):
+                found[key] = dataclasses.replace(pending, tokens=self._counts.get(pending.count_key, 0))
+        if self._db is None or self.empty:
+            return found
         stale = _today() - 1
         query = (
             "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions,"
@@ -145,8 +148,9 @@ class TokenCache:
             " WHERE f.key IN ({})"
         )
         try:
+            rest = [k for k in wanted if k not in found]
             for key, used, reason, encoding, lines, count_key, redactions, section, tokens in self._rows_for(
-                query, keys
+                query, rest
             ):
                 if reason is None and tokens is None:
                     continue  # the section's count is gone: not a usable result
@@ -161,13 +165,22 @@ class TokenCache:
         return found
 
     def put_files(self, items: dict[str, FileResult]) -> None:
-        """Store new results, mark reused ones as used today and drop long-unused ones."""
-        if self._db is None or not (items or self._touched):
+        """Store new results (at the next flush)."""
+        if self._db is not None:
+            self._files.update(items)
+
+    def flush(self) -> None:
+        """Write what was put, mark reused results as used today and drop long-unused ones: one
+        transaction, so a result and the count it needs are stored together."""
+        if self._db is None or not (self._counts or self._files or self._touched):
             return
         today = _today()
         try:
             with self._db:
                 self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO counts (key, tokens) VALUES (?, ?)", list(self._counts.items())
+                )
                 self._db.executemany(
                     "INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
@@ -181,14 +194,16 @@ class TokenCache:
                             ",".join(r.redactions),
                             r.section,
                         )
-                        for k, r in items.items()
+                        for k, r in self._files.items()
                     ],
                 )
                 self._db.executemany(
                     "UPDATE files SET used = ? WHERE key = ?", [(today, k) for k in self._touched]
                 )
                 self._db.execute("DELETE FROM files WHERE used < ?", (today - PRUNE_AFTER_DAYS,))
-            self._touched = []
+            if self._counts:
+                self.empty = False
+            self._counts, self._files, self._touched = {}, {}, []
             self._cap()
         except sqlite3.Error:
             pass
@@ -211,6 +226,7 @@ class TokenCache:
 
     def close(self) -> None:
         if self._db is not None:
+            self.flush()
             self._db.close()
             self._db = None
 

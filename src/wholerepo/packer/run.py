@@ -334,7 +334,7 @@ def _read(root: Path, w: _Work, rules: filters.Rules, render_key: bytes) -> None
         w.reason = str(reason)
         if w.candidate.kind == "file":
             try:
-                w.size = os.lstat(os.path.join(root, w.candidate.path)).st_size
+                w.size = os.lstat(f"{root}/{w.candidate.path}").st_size
             except OSError:
                 pass
         return
