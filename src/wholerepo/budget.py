@@ -1,15 +1,13 @@
-"""Fit files into a token budget: rank them by value, take the best that fit. Pure.
+"""What kind of file a path names: the file-name and extension lists fit/rank.py ranks with, and
+a coarse class order. Pure.
 
-Order of value: README, manifests and entry points; then source; tests; configuration; docs;
-everything else. Within a class, shallower paths first, then by path, so the choice is
-deterministic.
+Fitting a repository to its budget lives in fit/ (ranking by the import graph, compression to
+outlines, the choice within the budget).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 MANIFESTS = frozenset(
     {
@@ -118,11 +116,12 @@ _DOC_DIR = re.compile(r"(^|/)(docs?|documentation|examples?|changelog\.d)/", re.
 
 
 def rank_class(path: str) -> int:
-    """0 = most valuable. README, manifests and entry points; source; tests; config; docs; rest."""
+    """0 = most valuable. The README and manifests at the root, entry points; source; tests;
+    config; docs; rest. A manifest below the root (a Makefile in doc/) is not a project's."""
     name = path.rsplit("/", 1)[-1]
     ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
     depth = path.count("/")
-    if (depth == 0 and name.lower().startswith("readme")) or name in MANIFESTS:
+    if depth == 0 and (name.lower().startswith("readme") or name in MANIFESTS):
         return 0
     if name in ENTRY_POINTS:
         return 0
@@ -137,28 +136,3 @@ def rank_class(path: str) -> int:
     if ext in DOC_EXT or name.upper().startswith(("CHANGELOG", "LICENSE", "AUTHORS", "CONTRIBUTING")):
         return 4
     return 5
-
-
-@dataclass(frozen=True, slots=True)
-class Item:
-    """A candidate for the budget: its path and what including it costs."""
-
-    path: str
-    tokens: int  # the file's section
-    extra: int = 0  # its share of the header (its tree line), an estimate refined by the caller
-
-
-def rank_order(items: Sequence[Item]) -> list[Item]:
-    return sorted(items, key=lambda i: (rank_class(i.path), i.path.count("/"), i.path))
-
-
-def select(items: Sequence[Item], budget: int) -> set[str]:
-    """Greedy by rank: take every file that still fits, skipping those that do not."""
-    chosen: set[str] = set()
-    used = 0
-    for item in rank_order(items):
-        cost = item.tokens + item.extra
-        if used + cost <= budget:
-            chosen.add(item.path)
-            used += cost
-    return chosen

@@ -20,7 +20,16 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from .config import FAIL_ON, FAIL_ON_SCOPES, FORMATS, LINE_NUMBER_MODES, STYLES, THINKING, TOKENIZERS
+from .config import (
+    FAIL_ON,
+    FAIL_ON_SCOPES,
+    FIT_MODES,
+    FORMATS,
+    LINE_NUMBER_MODES,
+    STYLES,
+    THINKING,
+    TOKENIZERS,
+)
 from .errors import WholerepoError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -142,6 +151,20 @@ def pack_options(func: F) -> F:
         ),
         click.option("--tracked-only", is_flag=True, default=None, help="Leave out untracked files."),
         click.option(
+            "--fit",
+            type=click.Choice(FIT_MODES),
+            default=None,
+            help="Over the budget: compress files to outlines before leaving any out, or only leave"
+            " out, by rank [default: compress].",
+        ),
+        click.option(
+            "--explain-ranking",
+            "explain_ranking",
+            is_flag=True,
+            default=False,
+            help="Print every file's rank, score, what was sent and why (on stderr).",
+        ),
+        click.option(
             "--line-numbers",
             "line_numbers",
             type=click.Choice(LINE_NUMBER_MODES),
@@ -193,6 +216,7 @@ SETTING_FLAGS = (
     "max_file_size",
     "tracked_only",
     "line_numbers",
+    "fit",
     "base_url",
     "model",
     "api_key_env",
@@ -300,6 +324,43 @@ def print_summary(pack: Any) -> None:
         _echo_err(f"  redacted {s['redactions']} secrets in {len(files)} files: {shown}")
     if not pack.settings.redact:
         _echo_err("  warning: redaction is off (--no-redact): secrets in the files are in the output")
+    print_fit_summary(pack)
+
+
+# -- fitting (fit/): what the summaries say about it ----------------------------------------------
+
+
+def print_fit_summary(pack: Any, indent: str = "  ") -> None:
+    """Name the most important files compressed or left out, and where the rest is."""
+    from .fit.report import most_important, most_important_text
+
+    compressed = sum(1 for f in pack.files if f.status == "compressed")
+    dropped = sum(1 for f in pack.files if f.reason == "over-budget")
+    if compressed or dropped:
+        _echo_err(
+            f"{indent}over the budget: {_plural(compressed, 'file')} compressed to outlines,"
+            f" {_plural(dropped, 'file')} left out (--fit {pack.settings.fit})"
+        )
+    line = most_important_text(most_important(pack.files), getattr(pack, "prefix", ""))
+    if line:
+        _echo_err(f"{indent}{line}")
+
+
+def print_explanation(pack: Any, params: dict[str, Any]) -> None:
+    if params.get("explain_ranking"):
+        from .fit.report import explanation
+
+        _echo_err(explanation(pack.files, pack.prefix).rstrip("\n"))
+
+
+def fit_focus(path: Path, base: str | None) -> Any:
+    """``--base``: the files the diff touches rank first."""
+    if not base:
+        return None
+    from .fit.stage import Focus
+    from .gitdiff import diff_against
+
+    return Focus(frozenset(diff_against(path, base).changed), base)
 
 
 class OneLineErrors(click.Group):
@@ -357,7 +418,14 @@ def main() -> None:
     "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write a JSON list of every file, its status, reason and tokens.",
+    help="Write a JSON list of every file, its status, reason, tokens, and rank when over the budget.",
+)
+@click.option(
+    "--base",
+    metavar="REF",
+    default=None,
+    help="Over the budget, rank the files changed since REF first, then what they import and"
+    " what imports them.",
 )
 @click.pass_context
 def pack_command(ctx: click.Context, /, **params: Any) -> None:
@@ -388,10 +456,19 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
             ensure_parent(target)
         progress = reporter(params["quiet"])
         try:
-            result = pack(path, settings, on_progress=progress.update, keep_file_text=False, omit=own)
+            result = pack(
+                path,
+                settings,
+                on_progress=progress.update,
+                keep_file_text=False,
+                omit=own,
+                focus=fit_focus(path, params["base"]),
+                explain=params["explain_ranking"],
+            )
         finally:
             progress.stop()
         print_warnings(result.warnings)
+        print_explanation(result, params)
         private = not settings.redact  # unredacted text: readable by the user only
         if params["manifest"] is not None:
             write_atomic(
@@ -557,7 +634,7 @@ def _dry_run(path: Path, settings: Any, params: dict[str, Any]) -> None:
     """Everything a review would do short of sending the request, and what it would cost."""
     from .llm.policy import Endpoint, find_api_key, is_deepseek
     from .output import write_stdout
-    from .review import dry_run_report, dry_run_text, plan
+    from .review import dry_run_report, dry_run_text
 
     key, names = find_api_key(settings.base_url, settings.api_key_env)
     chat = None
@@ -573,19 +650,33 @@ def _dry_run(path: Path, settings: Any, params: dict[str, Any]) -> None:
     found = _probe(settings, chat, not_asked, _raw_path(params["output"], params["output_dir"]))
     progress = reporter(params["quiet"])
     try:
-        p = plan(
-            path, settings, found.window, model=found.model, base=params["base"], on_progress=progress.update
-        )
+        p = _plan(path, settings, found, params, progress)
     finally:
         progress.stop()
     _write_manifest(p, params)
     print_warnings(p.pack.warnings)
+    print_explanation(p.pack, params)
     report = dry_run_report(p, found.notes)
     as_json = params["formats"] and params["formats"][-1] == "json"
     if as_json:
         write_stdout(json.dumps({"generator": "wholerepo", **report}, indent=2) + "\n")
     else:
         write_stdout(dry_run_text(report))
+
+
+def _plan(path: Path, settings: Any, found: Any, params: dict[str, Any], progress: Any) -> Any:
+    """The review's plan for the window and model the endpoint reported."""
+    from .review import plan
+
+    return plan(
+        path,
+        settings,
+        found.window,
+        model=found.model,
+        base=params["base"],
+        on_progress=progress.update,
+        explain=params["explain_ranking"],
+    )
 
 
 def _write_manifest(p: Any, params: dict[str, Any]) -> None:
@@ -612,7 +703,7 @@ def _review(
     from .llm.policy import Endpoint
     from .output import register_secret, write_atomic, write_stdout
     from .report import render
-    from .review import failing, left_out, left_out_text, plan, review_blocking
+    from .review import failing, left_out, left_out_text, review_blocking
 
     quiet = params["quiet"]
     endpoint = Endpoint.from_settings(settings)
@@ -624,11 +715,10 @@ def _review(
             progress.event(note)
         if found.model != endpoint.model:
             endpoint = replace(endpoint, model=found.model)
-        p = plan(
-            path, settings, found.window, model=found.model, base=params["base"], on_progress=progress.update
-        )
+        p = _plan(path, settings, found, params, progress)
         _write_manifest(p, params)
         print_warnings([*p.pack.warnings, *p.warnings])
+        print_explanation(p.pack, params)
         if not quiet:
             _echo_err(
                 f"wholerepo: sending {_plural(len(p.pack.included), 'file')},"

@@ -367,17 +367,21 @@ def verify(
     files: Mapping[str, str],
     *,
     changed_lines: Mapping[str, frozenset[int]] | None = None,
+    elided: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> Verification:
     """Check every item against the packed files; anchored findings are verified, the rest not.
 
     Only ``files`` is consulted: a path is verified only if it is a key there, never opened.
+    ``elided`` gives, for files sent compressed, the line ranges the model did not see: quotes
+    are still checked against the whole file, but a finding on those lines is unverified
+    (reason ``elided``).
     """
     verified: list[Finding] = []
     unverified: list[Unverified] = []
     line_cache: dict[str, list[str]] = {}
     index_cache: dict[str, _LineIndex] = {}
     for raw in items:
-        outcome = _verify_one(raw, files, line_cache, index_cache)
+        outcome = _verify_one(raw, files, line_cache, index_cache, elided or {})
         if isinstance(outcome, Unverified):
             unverified.append(outcome)
         else:
@@ -409,6 +413,7 @@ def _verify_one(
     files: Mapping[str, str],
     line_cache: dict[str, list[str]],
     index_cache: dict[str, _LineIndex],
+    elided: Mapping[str, Sequence[tuple[int, int]]],
 ) -> Finding | Unverified:
     item = _clean_item(raw)
     if item is None:
@@ -447,6 +452,7 @@ def _verify_one(
         line_cache[path] = _split_lines(files[path])
     lines = line_cache[path]
     total = len(lines)
+    unseen = elided.get(path, ())
 
     start, end = fields.start, fields.end
     range_ok = start is not None and start >= 1 and (end is None or end >= start)
@@ -463,7 +469,9 @@ def _verify_one(
         else:
             # Keep the quote as it matched: without copied line numbers or XML escapes.
             fields = replace(fields, quote=clean_text(match[0], TEXT_LIMIT))
-            spans = match[1]
+            spans = [span for span in match[1] if not _overlaps(unseen, *span)]
+            if not spans:  # the quote is only where the model was shown an elision marker
+                return reject("elided", path)
             if range_ok and start is not None and end is not None and start <= total:
                 for s, e in spans:
                     if s <= end and e >= start:
@@ -479,7 +487,14 @@ def _verify_one(
         return reject("invalid-line", path)
     if start > total:
         return reject("line-out-of-range", path)
+    if _overlaps(unseen, start, min(end, total)):
+        return reject("elided", path)
     return _finding(path, start, min(end, total), severity, category, fields)
+
+
+def _overlaps(ranges: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether lines ``start``-``end`` touch any of ``ranges`` (compressed files' elided lines)."""
+    return any(a <= end and start <= b for a, b in ranges)
 
 
 def _finding(

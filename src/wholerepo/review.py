@@ -181,8 +181,12 @@ def plan(
     model: str | None = None,
     base: str | None = None,
     on_progress: Progress | None = None,
+    explain: bool = False,
 ) -> Plan:
-    """Pack ``path`` into the room the window leaves and build the exact request."""
+    """Pack ``path`` into the room the window leaves and build the exact request.
+
+    Over the budget, the files the diff touches rank first (fit/); ``explain`` ranks the files
+    even when everything fits (``--explain-ranking``)."""
     warnings: list[str] = []
     diff = diff_against(path, base) if base else None
     if diff is not None and not diff.text.strip():
@@ -222,7 +226,13 @@ def plan(
         )
     budget = min(room, settings.budget) if settings.budget is not None else room
     try:
-        packed = pack(path, replace(settings, budget=budget), on_progress=on_progress)
+        packed = pack(
+            path,
+            replace(settings, budget=budget),
+            on_progress=on_progress,
+            focus=_focus(diff),
+            explain=explain,
+        )
     except BudgetError as exc:
         raise PromptTooLargeError(
             f"the prompt does not fit: {exc.message} ({window.tokens:,}-token window, {window.source})",
@@ -253,6 +263,14 @@ def plan(
     )
 
 
+def _focus(diff: Diff | None) -> Any:
+    if diff is None:
+        return None
+    from .fit.stage import Focus
+
+    return Focus(frozenset(diff.changed), diff.ref)
+
+
 def _redacted(name: str, text: str, settings: Settings) -> str:
     if not settings.redact:
         return text
@@ -270,9 +288,13 @@ def _redacted_diff(text: str, settings: Settings) -> str:
 
 
 def left_out(p: Plan, top: int = 5) -> dict[str, Any] | None:
-    """Files that did not fit: how many, their tokens and the directories that lost most."""
+    """Files that did not fit: how many, their tokens and the directories that lost most; how
+    many went compressed; the most important of both, by rank."""
+    from .fit.report import most_important
+
     dropped = [f for f in p.pack.skipped if f.reason == "over-budget"]
-    if not dropped:
+    compressed = [f for f in p.pack.files if f.status == "compressed"]
+    if not dropped and not compressed:
         return None
     dirs: dict[str, int] = {}
     for f in dropped:
@@ -285,6 +307,8 @@ def left_out(p: Plan, top: int = 5) -> dict[str, Any] | None:
         "directories": [
             {"path": d, "files": n} for d, n in sorted(dirs.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
         ],
+        "compressed": len(compressed),
+        "most_important": [{**e, "path": p.prefix + e["path"]} for e in most_important(p.pack.files)],
     }
 
 
@@ -334,11 +358,21 @@ def dry_run_report(p: Plan, probe_notes: tuple[str, ...] = ()) -> dict[str, Any]
 def left_out_text(info: Mapping[str, Any] | None) -> str | None:
     if not info:
         return None
-    dirs = ", ".join(f"{d['path']} {d['files']}" for d in info["directories"])
-    return (
-        f"{info['files']:,} files ({info['tokens']:,} tokens) do not fit and will not be sent;"
-        f" most from: {dirs} (the manifest, --manifest FILE, lists them)"
-    )
+    from .fit.report import most_important_text
+
+    said = []
+    if info["files"]:
+        dirs = ", ".join(f"{d['path']} {d['files']}" for d in info["directories"])
+        said.append(
+            f"{info['files']:,} files ({info['tokens']:,} tokens) do not fit and will not be sent;"
+            f" most from: {dirs} (the manifest, --manifest FILE, lists them)"
+        )
+    if info.get("compressed"):
+        said.append(f"{info['compressed']:,} files will be sent compressed to outlines")
+    named = most_important_text(info.get("most_important", []))
+    if named:
+        said.append(named)
+    return "; ".join(said)
 
 
 def dry_run_text(report: Mapping[str, Any]) -> str:
@@ -515,7 +549,9 @@ def _result(
 ) -> ReviewResult:
     settings = p.settings
     items = [_local_path(item, p.prefix) for item in parsed.items] if p.prefix else list(parsed.items)
-    checked = verify(items, p.files, changed_lines=p.diff.changed if p.diff is not None else None)
+    checked = verify(
+        items, p.files, changed_lines=p.diff.changed if p.diff is not None else None, elided=p.pack.elided
+    )
     verified, unverified = checked.verified, checked.unverified
     if p.prefix:  # reports name files from the repository root, where code scanning looks
         verified = tuple(replace(f, path=p.prefix + f.path) for f in verified)
