@@ -669,9 +669,7 @@ def _header(
     if dropped:
         notes.append(f"{dropped} files did not fit the token budget and are not shown.")
     if compressed:
-        from .fit.skeleton import NOTE
-
-        notes.append(f"{compressed} files are compressed to fit the token budget. {NOTE}")
+        notes.append(_compressed_note(compressed))
     header = styles.Header(
         styles.render_tree(paths), tuple(notes), settings.line_numbers, settings.line_number_interval
     )
@@ -728,29 +726,33 @@ def _fit(
             head_n, foot_n = counter.count([head, footer])
         return (head, *sections, footer), head_n + sum(tokens) + foot_n
 
-    text, n = assemble({}, by_path)
-    files = [_fit_input(w) for w in kept]
-    if n <= limit:
-        ranking = make_stage().rank_only(files, reread) if explain else ()
-        return _Fitted(text, n, ranking=ranking)
     _empty_text, empty_n = assemble({}, ())
     if empty_n > limit:
         raise BudgetError(
             f"budget of {limit} tokens is too small for even the prompt's frame ({empty_n} tokens)",
             "raise --budget",
         )
-    # An upper bound of the frame: every file in the tree, both notes with their largest counts,
-    # and room for json's last section losing its comma.
-    everything = sorted(by_path)
-    widest = counter.defang(_header(listing, everything, settings, skipped, len(kept), len(kept)))
-    frame = sum(counter.count([widest, footer])) + (2 if style == "json" else 0)
+    # Sections add up exactly and the tree only adds tokens: over this sum, nothing to try.
+    if empty_n + sum(w.tokens for w in kept) <= limit:
+        text, n = assemble({}, by_path)
+        if n <= limit:
+            ranking = make_stage().rank_only(_fit_inputs(kept), reread) if explain else ()
+            return _Fitted(text, n, ranking=ranking)
+    # The frame: the header with an empty tree, plus the note on compressed files it may get.
+    frame = empty_n + counter.count([_compressed_note(len(kept))])[0] + 2
     outcome = make_stage().run(
-        files, limit=limit, frame=frame, assemble=assemble, count=counter.count, reread=reread
+        _fit_inputs(kept), limit=limit, frame=frame, assemble=assemble, count=counter.count, reread=reread
     )
     return _Fitted(outcome.parts, outcome.tokens, outcome, outcome.ranking)
 
 
 # -- fitting (fit/): the packer's side of the seam --------------------------------------------------
+
+
+def _compressed_note(files: int) -> str:
+    from .fit.skeleton import NOTE
+
+    return f"{files} files are compressed to fit the token budget. {NOTE}"
 
 
 def _likely_over(text_bytes: int, settings: Settings) -> bool:
@@ -778,10 +780,10 @@ def _fit_stage(listing: Listing, settings: Settings, counter: _Counter, focus: F
     )
 
 
-def _fit_input(w: _Work) -> Any:
+def _fit_inputs(kept: list[_Work]) -> Any:
     from .fit.stage import FileIn
 
-    return FileIn(w.candidate.path, w.key, w.content, w.tokens)
+    return [FileIn(w.candidate.path, w.key, w.content, w.tokens) for w in kept]
 
 
 def _texts_again(

@@ -7,9 +7,9 @@ whole while the room lasts. ``--fit rank`` skips compression: files go in whole,
 while they fit.
 
 The room is exact: ``assemble`` renders the output of a choice and returns its exact token count.
-The first choice is made against the frame with every file in the directory tree (an upper
-bound); the tree lines of files left out free room, which later passes fill, with each new file's
-tree line estimated and the result counted again. A pass that overshoots is not taken.
+Each file's line in the directory tree is estimated while choosing, then the whole is counted: a
+choice over the limit gives up its least important files until it fits, and room left over is
+filled by further passes, each counted again.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Option:
     path: str
     full: int
     compressed: int | None = None  # None: no compressed form
-    tree: int = 0  # estimated tokens of its line in the directory tree
+    tree: int = 0  # estimated tokens of its line in the directory tree (checked by counting)
 
     def cheapest(self, compress: bool) -> tuple[str, int]:
         if compress and self.compressed is not None and self.compressed < self.full:
@@ -40,16 +40,14 @@ class Option:
         return FULL, self.full
 
 
-def extend(options: Sequence[Option], choice: Choice, room: int, compress: bool, tree: bool) -> int:
-    """Add to ``choice`` (in place) what fits in ``room`` more tokens; returns the room left.
-
-    ``tree``: charge each newly added file its tree line (the first pass's frame already holds
-    every file's)."""
+def extend(options: Sequence[Option], choice: Choice, room: int, compress: bool) -> int:
+    """Add to ``choice`` (in place) what fits in ``room`` more tokens, each newly added file with
+    its tree line; returns the room left."""
     for option in options:
         if option.path in choice:
             continue
         form, cost = option.cheapest(compress)
-        cost += option.tree if tree else 0
+        cost += option.tree
         if cost <= room:
             choice[option.path] = form
             room -= cost
@@ -63,36 +61,43 @@ def extend(options: Sequence[Option], choice: Choice, room: int, compress: bool,
     return room
 
 
+def trim(options: Sequence[Option], choice: Choice, excess: int, compress: bool) -> None:
+    """Give up at least ``excess`` tokens (in place), least important files first: a whole file
+    becomes compressed when it can, else it goes."""
+    for option in reversed(options):
+        if excess <= 0:
+            return
+        form = choice.get(option.path)
+        if form is None:
+            continue
+        if form == FULL and compress and option.compressed is not None and option.compressed < option.full:
+            choice[option.path] = COMPRESSED
+            excess -= option.full - option.compressed
+        else:
+            del choice[option.path]
+            excess -= (option.full if form == FULL else option.compressed or 0) + option.tree
+
+
 def plan(options: Sequence[Option], limit: int, frame: int, compress: bool, assemble: Assemble) -> Choice:
     """The best choice (by rank) whose assembled output is at most ``limit`` tokens.
 
-    ``options`` are in rank order; ``frame`` bounds the tokens of everything but the sections
-    from above (the header with every file in its tree, and the footer)."""
+    ``options`` are in rank order; ``frame`` is the output's tokens without any file (the header
+    with an empty tree, and the footer). Each pass adds what the exact count of the last one
+    left room for; a pass that overshoots (the tree-line estimates were short) is trimmed by the
+    overshoot, least important files first, and counted again, until the output fits."""
     choice: Choice = {}
-    extend(options, choice, limit - frame, compress, tree=False)
+    extend(options, choice, limit - frame, compress)
     n = assemble(choice)
-    margin = 0
+    while n > limit and choice:
+        trim(options, choice, n - limit, compress)
+        n = assemble(choice)
     for _ in range(PASSES):
-        if n > limit:
-            break
         trial = dict(choice)
-        extend(options, trial, limit - n - margin, compress, tree=True)
+        extend(options, trial, limit - n, compress)
         if trial == choice:
             break
         m = assemble(trial)
-        if m <= limit:
-            choice, n = trial, m
-        else:  # the tree-line estimates were short: retry with the overshoot held back
-            margin += 2 * (m - limit)
-    by_rank = [o.path for o in options]
-    while n > limit and choice:
-        # The frame was not an upper bound after all (a tree's tokens need not shrink with it):
-        # give up the least important file until the output fits.
-        last = next(p for p in reversed(by_rank) if p in choice)
-        option = options[by_rank.index(last)]
-        if choice[last] == FULL and compress and option.compressed is not None:
-            choice[last] = COMPRESSED
-        else:
-            del choice[last]
-        n = assemble(choice)
+        if m > limit:
+            break
+        choice, n = trial, m
     return choice

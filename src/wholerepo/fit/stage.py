@@ -34,8 +34,11 @@ from . import history, plan, skeleton
 from .parse import Facts, analyze
 from .rank import Ranked, rank_files
 
-# Token estimate of one more file's line in the directory tree (checked by counting afterwards).
-TREE_LINE = 6
+# Token estimate of a file's line in the directory tree, with its share of the directory lines
+# (babel, git/git and pytest average 7.2-8.3 tokens a file); the output is counted afterwards.
+TREE_LINE = 5
+FILL_MIN = 24  # room left (tokens) worth filling with part of a file
+FILL_FILES = 4  # files tried for it
 
 Count = Callable[[list[str]], list[int]]
 Reread = Callable[[Collection[str]], Mapping[str, str]]
@@ -95,6 +98,7 @@ class _Pending:
     rank_key: str
     churn_key: str
     ranking: list[Ranked] | None = None
+    facts: dict[str, Facts] | None = None  # what a cached ranking kept of each file's outline
     churn: history.Churn | None = None
     reader: history.Reader | None = None
 
@@ -141,27 +145,37 @@ class FitStage:
         self._sections: dict[str, str] = {}  # compressed sections rendered in this run, by key
         self._new_parses: dict[str, tuple[str, str]] = {}
         self._new_blobs: dict[str, str] = {}
+        self._parse_base = hashlib.blake2b(fit_digest() + text_key, digest_size=20)
+        self._outline_prefix = fit_digest().hex()[:16]
 
     def parse_key(self, path: str, content: bytes) -> str:
-        return _key("parse", self.text_key, content, path)
+        """The key of a file's facts: its bytes and path, how its text is made, this code."""
+        digest = self._parse_base.copy()
+        digest.update(content + b"\0" + path.encode("utf-8", "surrogateescape"))
+        return "parse:" + digest.hexdigest()
 
     def _skeleton_key(self, key: str) -> str:
-        return _key("outline", key)
+        """The key of a file's compressed section: the packer's key for it (how it renders, its
+        path and bytes), and this code."""
+        return f"outline:{self._outline_prefix}:{key}"
 
-    def see(self, path: str, key: str, content: bytes, text: str) -> None:
-        """A file decoded in this run: parse it (and render its compressed form) while the text is here."""
+    def see(self, path: str, key: str, content: bytes, text: str, outline: bool | None = None) -> None:
+        """A file decoded in this run: parse it, and render its compressed form (``outline``, by
+        default when compressing), while the text is here."""
         pkey = self.parse_key(path, content)
-        if pkey in self._facts:
-            return
-        facts = analyze(path, text)
-        self._facts[pkey] = facts
-        self._new_parses[pkey] = (facts.meta_json(), facts.graph_json())
-        if facts.elided and self.compress:
-            self._sections[self._skeleton_key(key)] = self._render(path, text, facts)
+        facts = self._facts.get(pkey)
+        if facts is None:
+            facts = self._facts[pkey] = analyze(path, text)
+            self._new_parses[pkey] = (facts.meta_json(), facts.graph_json())
+        skeleton_key = self._skeleton_key(key)
+        wanted = self.compress if outline is None else outline
+        if facts.elided and wanted and skeleton_key not in self._sections:
+            self._sections[skeleton_key] = self.render(path, text, facts.elided)
 
-    def _render(self, path: str, text: str, facts: Facts) -> str:
+    def render(self, path: str, text: str, elided: tuple[tuple[int, int], ...]) -> str:
+        """The compressed section of ``path``: ``text`` without the ``elided`` lines, framed."""
         s = self.settings
-        body = skeleton.render(text, facts.elided, s.line_numbers, s.line_number_interval)
+        body = skeleton.render(text, elided, s.line_numbers, s.line_number_interval)
         lines = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         entry = styles.Entry(path, body, lines, status="compressed", language=styles.language_of(path))
         section = styles.render_section(s.style, entry, last=False)
@@ -181,48 +195,37 @@ class FitStage:
     ) -> Outcome:
         """Rank ``files``, compress what must be, and choose within ``limit`` tokens.
 
-        ``frame`` bounds from above the tokens of the output without any file section."""
+        ``frame`` is the tokens of the output without any file (empty tree)."""
         by_path = {f.path: f for f in files}
-        pkeys = {f.path: self.parse_key(f.path, f.content) for f in files}
-        pending = self._start_ranking(pkeys)
-        facts = self._load_facts(pkeys, graph=False)
-        skeleton_keys = {f.path: self._skeleton_key(f.key) for f in files}
-        sections: dict[str, str] = {}
-        if self.compress:
-            wanted = {p: k for p, k in skeleton_keys.items() if p in facts and facts[p].elided}
-            sections = self._load_sections(wanted)
-        missing = [f.path for f in files if f.path not in facts]
-        if self.compress:
-            missing += [p for p in skeleton_keys if p in facts and facts[p].elided and p not in sections]
-        if missing:
-            texts = reread(sorted(set(missing)))
-            for path in sorted(set(missing)):
-                text = texts.get(path)
-                if text is None:  # unreadable now: no facts, sent whole or not at all
-                    facts.setdefault(path, Facts(None, "none"))
-                    continue
-                self.see(path, by_path[path].key, by_path[path].content, text)
-                facts[path] = self._facts[pkeys[path]]
-                section = self._sections.get(skeleton_keys[path])
-                if section is not None:
-                    sections[path] = section
-        ranking = self._finish_ranking(pending, pkeys, facts)
+        ranking, facts, sections = self._gather(files, reread, outlines=self.compress)
         compressed = self._count_sections(sections, facts, count)
         options = [
             plan.Option(
                 r.path,
                 by_path[r.path].tokens,
                 compressed[r.path].tokens if r.path in compressed else None,
-                TREE_LINE + len(r.path.rsplit("/", 1)[-1]) // 4,
+                TREE_LINE + len(r.path.rsplit("/", 1)[-1]) // 3,
             )
             for r in ranking
         ]
 
+        assembled: dict[frozenset[tuple[str, str]], tuple[tuple[str, ...], int]] = {}
+
         def tokens_of(choice: Mapping[str, str]) -> int:
-            return assemble(*_split(choice, compressed))[1]
+            key = frozenset(choice.items())
+            if key not in assembled:
+                if len(assembled) >= 2:  # the last two: the one taken and a trial given up
+                    del assembled[next(iter(assembled))]
+                assembled[key] = assemble(*_split(choice, compressed))
+            return assembled[key][1]
 
         choice = plan.plan(options, limit, frame, self.compress, tokens_of)
-        parts, n = assemble(*_split(choice, compressed))
+        tokens_of(choice)
+        parts, n = assembled[frozenset(choice.items())]
+        if self.compress and limit - n >= FILL_MIN:
+            filler = _Filler(self, choice, dict(compressed), by_path, count, reread)
+            parts, n = filler.fill(ranking, limit, (parts, n), assemble)
+            compressed = filler.compressed
         self._store()
         status = {
             f.path: {plan.FULL: "included", plan.COMPRESSED: "compressed"}.get(
@@ -235,22 +238,44 @@ class FitStage:
 
     def rank_only(self, files: list[FileIn], reread: Reread) -> tuple[Ranked, ...]:
         """The ranking alone (``--explain-ranking`` on a repository that fits)."""
-        pkeys = {f.path: self.parse_key(f.path, f.content) for f in files}
-        pending = self._start_ranking(pkeys)
-        facts = self._load_facts(pkeys, graph=False)
-        by_path = {f.path: f for f in files}
-        missing = sorted(p for p in pkeys if p not in facts)
-        if missing:
-            texts = reread(missing)
-            for path in missing:
-                if path in texts:
-                    self.see(path, by_path[path].key, by_path[path].content, texts[path])
-                    facts[path] = self._facts[pkeys[path]]
-                else:
-                    facts[path] = Facts(None, "none")
-        ranking = self._finish_ranking(pending, pkeys, facts)
+        ranking, _facts, _sections = self._gather(files, reread, outlines=False)
         self._store()
         return tuple(ranking)
+
+    def _gather(
+        self, files: list[FileIn], reread: Reread, outlines: bool
+    ) -> tuple[list[Ranked], dict[str, Facts], dict[str, str]]:
+        """The ranking, every file's facts and (``outlines``) the compressed sections, from the
+        cache where it has them; the rest parsed and rendered from the text read again."""
+        by_path = {f.path: f for f in files}
+        pkeys = {f.path: self.parse_key(f.path, f.content) for f in files}
+        pending = self._start_ranking(pkeys)
+        try:
+            facts = pending.facts if pending.facts is not None else self._load_facts(pkeys, graph=False)
+            skeleton_keys = {f.path: self._skeleton_key(f.key) for f in files}
+            sections: dict[str, str] = {}
+            if outlines:
+                wanted = {p: k for p, k in skeleton_keys.items() if p in facts and facts[p].elided}
+                sections = self._load_sections(wanted)
+            missing = {f.path for f in files if f.path not in facts}
+            if outlines:
+                missing |= {p for p in skeleton_keys if p in facts and facts[p].elided and p not in sections}
+            texts = reread(sorted(missing)) if missing else {}
+            for path in sorted(missing):
+                text = texts.get(path)
+                if text is None:  # unreadable now: no facts, sent whole or not at all
+                    facts.setdefault(path, Facts(None, "none"))
+                    continue
+                self.see(path, by_path[path].key, by_path[path].content, text, outline=outlines)
+                facts[path] = self._facts[pkeys[path]]
+                section = self._sections.get(skeleton_keys[path])
+                if section is not None:
+                    sections[path] = section
+            ranking = self._finish_ranking(pending, pkeys, facts)
+        finally:
+            if pending.reader is not None:
+                pending.reader.close()
+        return ranking, facts, sections
 
     def _load_facts(self, pkeys: Mapping[str, str], graph: bool) -> dict[str, Facts]:
         found: dict[str, Facts] = {}
@@ -297,12 +322,14 @@ class FitStage:
         pending = _Pending(rank_key, churn_key)
         if rank_key in stored:
             try:
-                pending.ranking = [
-                    Ranked(p, int(r), g, float(s), tuple(w)) for p, r, g, s, w in json.loads(stored[rank_key])
-                ]
+                rows = json.loads(stored[rank_key])
+                pending.ranking = [Ranked(p, int(r), g, float(s), tuple(w)) for p, r, g, s, w, _ in rows]
+                pending.facts = {
+                    row[0]: Facts.from_json(row[5], None) if row[5] else _NO_OUTLINE for row in rows
+                }
                 return pending
             except (ValueError, TypeError):
-                pass
+                pending.ranking = pending.facts = None
         if head is None:
             pending.churn = history.NONE
         elif churn_key in stored:
@@ -326,13 +353,14 @@ class FitStage:
                 churn = pending.reader.result()
             finally:
                 pending.reader.close()
+                pending.reader = None
             self._new_blobs[pending.churn_key] = churn.to_json()
         full = self._load_facts(pkeys, graph=True)
         for path, f in facts.items():  # files unreadable now have placeholder facts
             full.setdefault(path, f)
         ranking = rank_files(graphs.build(full), churn, self.focus.changed, self.focus.ref)
         self._new_blobs[pending.rank_key] = json.dumps(
-            [[r.path, r.rank, r.group, r.score, list(r.why)] for r in ranking]
+            [[r.path, r.rank, r.group, r.score, list(r.why), _outline_json(facts[r.path])] for r in ranking]
         )
         return ranking
 
@@ -342,6 +370,142 @@ class FitStage:
         self.cache.put_parses(self._new_parses)
         self.cache.put_blobs(blobs)
         self._new_parses, self._new_blobs = {}, {}
+
+
+_NO_OUTLINE = Facts(None, "none")
+
+
+class _Filler:
+    """Spends what the whole-file choice left of the budget: the most important compressed file
+    gets its elided ranges back from the top while they fit, or the most important file left
+    out goes in as its first lines. Every candidate form is counted exactly."""
+
+    def __init__(
+        self,
+        stage: FitStage,
+        choice: dict[str, str],
+        compressed: dict[str, Compressed],
+        by_path: Mapping[str, FileIn],
+        count: Count,
+        reread: Reread,
+    ) -> None:
+        self.stage, self.choice, self.compressed = stage, choice, compressed
+        self.by_path, self.count, self.reread = by_path, count, reread
+
+    def fill(
+        self, ranking: list[Ranked], limit: int, done: tuple[tuple[str, ...], int], assemble: Assemble
+    ) -> tuple[tuple[str, ...], int]:
+        tried = 0
+        for r in ranking:
+            room = limit - done[1]
+            if room < FILL_MIN or tried >= FILL_FILES:
+                break
+            form = self.choice.get(r.path)
+            if form == plan.FULL or (form == plan.COMPRESSED and not self.compressed[r.path].elided):
+                continue
+            tried += 1
+            text = self.reread([r.path]).get(r.path)
+            if text is None:
+                continue
+            before = (self.choice.get(r.path), self.compressed.get(r.path))
+            if form == plan.COMPRESSED:
+                allowance = self.compressed[r.path].tokens + room
+            else:  # its tree line, and maybe the header's note on compressed files, cost too
+                allowance = room - TREE_LINE - len(r.path.rsplit("/", 1)[-1]) // 3
+            for _ in range(3):
+                if form == plan.COMPRESSED:
+                    self._restore(r.path, text, allowance)
+                else:
+                    self._head(r.path, text, allowance)
+                if (self.choice.get(r.path), self.compressed.get(r.path)) == before:
+                    break
+                trial = assemble(*_split(self.choice, self.compressed))
+                if trial[1] <= limit:
+                    done = trial
+                    break
+                self._set(r.path, *before)  # the estimates were short: try again with less
+                allowance -= trial[1] - limit
+        return done
+
+    def _set(self, path: str, form: str | None, compressed: Compressed | None) -> None:
+        if form is None:
+            self.choice.pop(path, None)
+        else:
+            self.choice[path] = form
+        if compressed is None:
+            self.compressed.pop(path, None)
+        else:
+            self.compressed[path] = compressed
+
+    def _largest(self, forms: int, tokens: Callable[[int], int], allowance: int) -> int | None:
+        """The largest ``i`` in 0..forms-1 whose form costs at most ``allowance`` (forms grow with
+        ``i``, roughly: the answer is counted, not assumed)."""
+        lo, hi, best = 0, forms - 1, None
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            if tokens(mid) <= allowance:
+                best, lo = mid, mid + 1
+            else:
+                hi = mid - 1
+        return best
+
+    def _restore(self, path: str, text: str, allowance: int) -> None:
+        c = self.compressed[path]
+        if self.by_path[path].tokens <= allowance:  # it fits whole after all
+            self._set(path, plan.FULL, None)
+            return
+        hidden = skeleton.elided_lines(c.elided)
+        forms: dict[int, tuple[str, int]] = {}
+
+        def tokens(restored: int) -> int:  # the first ``restored`` elided lines shown again
+            if restored not in forms:
+                forms[restored] = self._section(path, text, _show_first(c.elided, restored))
+            return forms[restored][1]
+
+        best = self._largest(hidden, tokens, allowance)
+        if best:
+            section, n = forms[best]
+            note = f"{best} of its {hidden} elided lines shown again to fill the budget"
+            note = f"{c.note}; {note}" if c.note else note
+            self.compressed[path] = Compressed(section, n, _show_first(c.elided, best), c.method, note)
+
+    def _head(self, path: str, text: str, allowance: int) -> None:
+        total = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        if total < 2 or allowance <= 0:
+            return
+        forms: dict[int, tuple[str, int]] = {}
+
+        def tokens(kept: int) -> int:  # the first ``kept`` + 1 lines
+            if kept not in forms:
+                forms[kept] = self._section(path, text, ((kept + 2, total),))
+            return forms[kept][1]
+
+        best = self._largest(total - 1, tokens, allowance)
+        if best is not None:
+            section, n = forms[best]
+            note = "cut to fit what was left of the budget"
+            self._set(path, plan.COMPRESSED, Compressed(section, n, ((best + 2, total),), "head", note))
+
+    def _section(self, path: str, text: str, elided: tuple[tuple[int, int], ...]) -> tuple[str, int]:
+        section = self.stage.render(path, text, elided)
+        return section, self.count([section])[0]
+
+
+def _outline_json(facts: Facts) -> str | None:
+    """What a cached ranking keeps of a file's facts: its outline, when it has one."""
+    return facts.meta_json() if facts.elided else None
+
+
+def _show_first(elided: tuple[tuple[int, int], ...], lines: int) -> tuple[tuple[int, int], ...]:
+    """``elided`` with its first ``lines`` elided lines shown again."""
+    kept = []
+    for a, b in elided:
+        if lines >= b - a + 1:
+            lines -= b - a + 1
+            continue
+        kept.append((a + lines, b))
+        lines = 0
+    return tuple(kept)
 
 
 def _split(
