@@ -144,9 +144,8 @@ def test_five_times_over_the_budget_compresses_holds_and_fills_it(
     for f in result.files:
         shown = f.path in result.text.split("\n", 1)[1] and _has_section(result.text, f.path, style)
         assert shown == (f.status in ("included", "compressed")), (f.path, f.status)
-    if style in ("xml", "json"):
-        for f in compressed:
-            assert _section_status(result.text, f.path, style) == "compressed"
+    for f in compressed:
+        assert _section_status(result.text, f.path, style) == "compressed"
     manifest = result.manifest()
     entries = {e["path"]: e for e in manifest["files"]}
     for f in compressed:
@@ -167,6 +166,9 @@ def _has_section(text: str, path: str, style: str) -> bool:
 
 
 def _section_status(text: str, path: str, style: str) -> str:
+    if style in ("markdown", "plain"):
+        head = f"## File: {path}" if style == "markdown" else f"File: {path}"
+        return "compressed" if f"\n{head} (compressed)\n" in text else "included"
     if style == "xml":
         found = re.search(rf'<file path="{re.escape(path)}"( status="(\w+)")?>', text)
         assert found
@@ -192,6 +194,15 @@ def test_warm_cache_gives_the_same_text_and_parses_only_changed_files(
     changed = wholerepo.pack(root, budget=budget, keep_file_text=False)
     assert db.execute("SELECT count(*) FROM parses").fetchone()[0] == parsed + 1
     assert changed.text != cold.text and changed.prompt_tokens <= budget
+
+
+def test_nothing_derived_from_unredacted_text_is_stored(make_repo: MakeRepo, isolated_env: Path) -> None:
+    root, budget = over_budget(make_repo, 4)
+    result = wholerepo.pack(root, budget=budget, redact=False, keep_file_text=False)
+    assert [f for f in result.files if f.status == "compressed"]
+    db = sqlite3.connect(next((isolated_env / "cache").glob("cache-v*.sqlite")))
+    assert db.execute("SELECT count(*) FROM parses").fetchone()[0] == 0
+    assert db.execute("SELECT count(*) FROM blobs").fetchone()[0] == 0
 
 
 def test_ten_times_over_the_budget_leaves_out_the_least_important(
@@ -220,6 +231,11 @@ def test_fit_rank_only_leaves_out_and_never_compresses(hf: HFTokenizer, make_rep
     assert result.manifest()["fit"] == "rank"
     kept = [f.rank or 0 for f in result.files if f.status == "included"]
     assert min(kept) == 1
+    # The same through the command line, and a mode that does not exist is a usage error.
+    out = root.parent / "rank.xml"
+    flagged = run("pack", str(root), "--budget", str(budget), "--fit", "rank", "-o", str(out), "-q")
+    assert flagged.exit_code == 0 and out.read_text(encoding="utf-8") == result.text
+    assert run("pack", str(root), "--fit", "shard").exit_code == 2
 
 
 # -- outlines keep line numbers; the verifier knows what was elided --------------------------------

@@ -152,15 +152,17 @@ class TokenCache:
             chunk = wanted[start : start + 500]
             yield from self._db.execute(query.format(",".join("?" * len(chunk))), chunk)
 
-    def get_files(self, keys: Iterable[str]) -> dict[str, FileResult]:
+    def get_files(self, keys: Iterable[str], sections: bool = True) -> dict[str, FileResult]:
+        """Stored results; ``sections`` False leaves each section "" (get_sections reads it later:
+        over the budget most sections are never sent)."""
         if self._db is None:
             return {}
         found: dict[str, FileResult] = {}
         stale = _today() - 1
         query = (
             "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions,"
-            " f.section, c.tokens FROM files f LEFT JOIN counts c ON c.key = f.count_key"
-            " WHERE f.key IN ({})"
+            f" {'f.section' if sections else chr(39) * 2}, c.tokens FROM files f"
+            " LEFT JOIN counts c ON c.key = f.count_key WHERE f.key IN ({})"
         )
         try:
             for key, used, reason, encoding, lines, count_key, redactions, section, tokens in self._rows_for(
@@ -177,6 +179,14 @@ class TokenCache:
         except sqlite3.Error:
             return found
         return found
+
+    def get_sections(self, keys: Iterable[str]) -> dict[str, str]:
+        if self._db is None:
+            return {}
+        try:
+            return dict(self._rows_for("SELECT key, section FROM files WHERE key IN ({})", keys))
+        except sqlite3.Error:
+            return {}
 
     def put_files(self, items: dict[str, FileResult]) -> None:
         """Store new results, mark reused ones as used today and drop long-unused ones."""

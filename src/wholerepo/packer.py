@@ -55,11 +55,22 @@ class PackedFile:
     redactions: tuple[str, ...] = ()  # kinds of the secrets removed, one entry each
     text: str | None = field(default=None, repr=False)  # the text as sent (redacted, unnumbered)
     # Fitting (fit/), when the repository exceeds the budget or a ranking was asked for:
-    rank: int | None = None  # 1 = most important
-    score: float | None = None
-    why: tuple[str, ...] = ()
+    ranked: Ranked | None = field(default=None, repr=False)  # its rank, score and why
     elided: tuple[tuple[int, int], ...] = ()  # compressed: the original lines not sent
     full_tokens: int | None = None  # compressed: what the whole file would have cost
+
+    @property
+    def rank(self) -> int | None:
+        """1 = the most important file; None when no ranking was made."""
+        return self.ranked.rank if self.ranked is not None else None
+
+    @property
+    def score(self) -> float | None:
+        return self.ranked.score if self.ranked is not None else None
+
+    @property
+    def why(self) -> tuple[str, ...]:
+        return self.ranked.why if self.ranked is not None else ()
 
     def manifest_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -297,18 +308,16 @@ def pack(
     store = counter.caching and settings.redact
     reuse = store and not keep_file_text
     computed: list[_Work] = []  # files decoded in this run (not taken from the cache)
-    # Over the budget, fit/ parses each decoded file while its text is at hand.
-    stage = (
-        _fit_stage(listing, settings, counter, focus)
-        if explain or _likely_over(text_bytes, settings)
-        else None
-    )
+    # Over the budget, fit/ parses each decoded file while its text is at hand, and the sections
+    # the cache has are read only for the files sent.
+    lazy = _likely_over(text_bytes, settings)
+    stage = _fit_stage(listing, settings, counter, focus) if explain or lazy else None
     try:
         for start in range(0, len(work), _CHUNK):
             chunk = work[start : start + _CHUNK]
             for w in chunk:
                 _read(listing.root, w, rules, render_key)
-            known = counter.known_files([w.key for w in chunk if w.key]) if reuse else {}
+            known = counter.known_files([w.key for w in chunk if w.key], not lazy) if reuse else {}
             fresh = []
             for w in chunk:
                 if w.key in known:
@@ -334,11 +343,12 @@ def pack(
         counter.finish()
         kept = [w for w in work if w.reason is None]
         reread = functools.partial(_texts_again, listing.root, work, rules, render_key, counter, settings)
+        sections = functools.partial(_sections_again, listing.root, rules, render_key, counter, settings)
 
         def make_stage() -> FitStage:
             return stage if stage is not None else _fit_stage(listing, settings, counter, focus)
 
-        fitted = _fit(listing, work, kept, settings, counter, make_stage, reread, explain)
+        fitted = _fit(listing, work, kept, settings, counter, make_stage, reread, sections, explain)
     finally:
         counter.close()
 
@@ -563,8 +573,8 @@ class _Counter:
     def remember(self, items: dict[str, int]) -> None:
         self._cache.put_many(items)
 
-    def known_files(self, keys: list[str]) -> dict[str, FileResult]:
-        return self._cache.get_files(keys)
+    def known_files(self, keys: list[str], sections: bool = True) -> dict[str, FileResult]:
+        return self._cache.get_files(keys, sections)
 
     def remember_files(self, items: dict[str, FileResult]) -> None:
         self._cache.put_files(items)
@@ -701,6 +711,7 @@ def _fit(
     counter: _Counter,
     make_stage: Callable[[], FitStage],
     reread: Callable[[Iterable[str]], dict[str, str]],
+    load_sections: Callable[[Iterable[_Work]], None],
     explain: bool,
 ) -> _Fitted:
     """Everything if it fits; otherwise fit/ ranks, compresses and chooses. The count is exact."""
@@ -713,6 +724,7 @@ def _fit(
         compressed: Mapping[str, tuple[str, int]], whole: Iterable[str]
     ) -> tuple[tuple[str, ...], int]:
         paths = sorted([*compressed, *whole])
+        load_sections(by_path[p] for p in whole)
         dropped = len(kept) - len(paths)
         head = counter.defang(_header(listing, paths, settings, skipped, dropped, len(compressed)))
         sections = [compressed[p][0] if p in compressed else by_path[p].section for p in paths]
@@ -786,6 +798,34 @@ def _fit_inputs(kept: list[_Work]) -> Any:
     return [FileIn(w.candidate.path, w.key, w.content, w.tokens) for w in kept]
 
 
+def _sections_again(
+    root: Path,
+    rules: filters.Rules,
+    render_key: bytes,
+    counter: _Counter,
+    settings: Settings,
+    works: Iterable[_Work],
+) -> None:
+    """Give files taken from the cache without their section (``known_files(..., False)``) their
+    section: from the cache, else rendered again from the file."""
+    lazy = [w for w in works if not w.section]
+    if not lazy:
+        return
+    found = counter.cache.get_sections([w.key for w in lazy])
+    for w in lazy:
+        w.section = found.get(w.key, "")
+        if not w.section:  # gone from the cache meanwhile: the same bytes render the same section
+            again = _Work(w.candidate)
+            _read(root, again, rules, render_key)
+            _decode(again)
+            if settings.redact:
+                _redact([again], counter)
+            _render(again, settings, counter)
+            w.section = again.section
+            if again.key != w.key:  # and the file changed since it was counted: count it again
+                w.tokens = counter.count([w.section])[0]
+
+
 def _texts_again(
     root: Path,
     work: list[_Work],
@@ -824,23 +864,22 @@ def _packed(w: _Work, fitted: _Fitted) -> PackedFile:
     if w.reason is not None:
         return PackedFile(path, "skipped", w.reason, 0, w.size, 0, w.encoding)
     ranked = fitted.ranked(path)
-    rank: dict[str, Any] = {"rank": ranked.rank, "score": ranked.score, "why": ranked.why} if ranked else {}
     outcome = fitted.outcome
     status = outcome.status.get(path, "included") if outcome is not None else "included"
     if status == "over-budget":
         return PackedFile(
             path, "skipped", str(filters.Reason.OVER_BUDGET), w.tokens, w.size, w.lines, w.encoding,
-            w.redactions, **rank,
+            w.redactions, ranked=ranked,
         )  # fmt: skip
     if status == "compressed":
         assert outcome is not None
         c = outcome.compressed[path]
         return PackedFile(
             path, "compressed", c.reason, c.tokens, w.size, w.lines, w.encoding, w.redactions, w.text,
-            elided=c.elided, full_tokens=w.tokens, **rank,
+            elided=c.elided, full_tokens=w.tokens, ranked=ranked,
         )  # fmt: skip
     return PackedFile(
-        path, "included", None, w.tokens, w.size, w.lines, w.encoding, w.redactions, w.text, **rank
+        path, "included", None, w.tokens, w.size, w.lines, w.encoding, w.redactions, w.text, ranked
     )
 
 

@@ -8,6 +8,7 @@ to outlines before leaving any out, and say why each file got its place.
 - ``rank``: groups, PageRank centrality and the score, with the reasons;
 - ``skeleton``: the compressed text (kept lines at their numbers, one marker per elided range);
 - ``plan``: full / compressed / left out within the budget, against exact counts;
+- ``fill``: what whole files leave of the budget, filled line by line (``Compressed``);
 - ``stage``: the packer's entry point (``FitStage``), with the caching;
 - ``report``: what the summaries and ``--explain-ranking`` print.
 """

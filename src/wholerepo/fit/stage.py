@@ -1,16 +1,18 @@
 """The fitting stage of the packer: parse, rank, compress and choose, through the cache.
 
-The packer hands over each file it decodes (``see``: parsed while its text is in memory, when the
-repository looks larger than the budget) and, once every section is counted, the list of files
-that could go in (``run``). ``run`` then:
+The packer hands over each file it decodes (``see``: parsed, and its outline rendered, while its
+text is in memory, when the repository looks larger than the budget) and, once every section is
+counted, the files that could go in (``run``). ``run`` then:
 
-1. looks the ranking up by a key over every file's content and HEAD (a warm run stops here for
-   ranking); otherwise it parses the files not parsed yet (their text read again through the
-   packer's ``reread``), builds the graph, reads git churn (one ``git log``, cached per HEAD,
-   started in the background) and ranks;
-2. renders each compressed section (cached per file and rendering) and counts it exactly;
-3. chooses full / compressed / left out in rank order (plan.py) against the packer's exact
-   ``assemble``.
+1. ranks: the ranking is cached under a key over every file's path and content, HEAD and the
+   focus, so a warm run reads one row. Otherwise the files not parsed yet are parsed (their text
+   read again through the packer's ``reread``), the graph is built, git churn is read (one
+   ``git log``, cached per HEAD, started in the background while parsing) and PageRank runs;
+2. gets every outline's exact token count, cached per file and rendering (and all of them in one
+   row for a warm run), counting only outlines not counted before;
+3. chooses whole / compressed / left out in rank order (plan.py) against the packer's exact
+   ``assemble``, then fills what is left at line granularity (fill.py);
+4. loads the sections of the outlines chosen, and nothing else.
 
 Everything cached is keyed by content and by this package's own source and grammar versions, so
 tree-sitter runs only on files whose bytes changed.
@@ -24,6 +26,7 @@ import json
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from .. import styles
 from ..cache import TokenCache
@@ -31,23 +34,22 @@ from ..config import Settings
 from ..tokens import may_hold_control_token
 from . import graph as graphs
 from . import history, plan, skeleton
+from .fill import FILL_MIN, Compressed, Filler
 from .parse import Facts, analyze
-from .rank import Ranked, rank_files
-
-# Token estimate of a file's line in the directory tree, with its share of the directory lines
-# (babel, git/git and pytest average 7.2-8.3 tokens a file); the output is counted afterwards.
-TREE_LINE = 5
-FILL_MIN = 24  # room left (tokens) worth filling with part of a file
-FILL_FILES = 4  # files tried for it
+from .rank import GROUPS, Ranked, rank_files
+from .skeleton import Range
 
 Count = Callable[[list[str]], list[int]]
 Reread = Callable[[Collection[str]], Mapping[str, str]]
 # (path -> compressed section and its tokens, paths sent whole) -> (output parts, exact tokens)
 Assemble = Callable[[Mapping[str, tuple[str, int]], Collection[str]], tuple[tuple[str, ...], int]]
+# An outline as the plan sees it: tokens, elided ranges, method, note (no section).
+Outline = tuple[int, tuple[Range, ...], str, str | None]
+
+__all__ = ["Compressed", "FileIn", "FitStage", "Focus", "Outcome"]
 
 
-@dataclass(frozen=True)
-class FileIn:
+class FileIn(NamedTuple):  # a tuple: made by the hundred thousand on a large repository
     """A file that could go in: its path, the packer's key for it, its bytes' digest, its count."""
 
     path: str
@@ -62,22 +64,6 @@ class Focus:
 
     changed: frozenset[str] = frozenset()
     ref: str | None = None
-
-
-@dataclass(frozen=True)
-class Compressed:
-    """A file's compressed section as sent."""
-
-    section: str
-    tokens: int
-    elided: tuple[tuple[int, int], ...]
-    method: str  # "outline" | "head"
-    note: str | None
-
-    @property
-    def reason(self) -> str:
-        what = "outline" if self.method == "outline" else "first lines only"
-        return f"{what} ({self.note})" if self.note else what
 
 
 @dataclass(frozen=True)
@@ -98,7 +84,7 @@ class _Pending:
     rank_key: str
     churn_key: str
     ranking: list[Ranked] | None = None
-    facts: dict[str, Facts] | None = None  # what a cached ranking kept of each file's outline
+    outlined: set[str] | None = None  # the files that have an outline (from a cached ranking)
     churn: history.Churn | None = None
     reader: history.Reader | None = None
 
@@ -114,16 +100,14 @@ def fit_digest() -> bytes:
     return digest.digest()
 
 
-def _key(kind: str, *parts: bytes | str) -> str:
+def _key(kind: str, *parts: str) -> str:
     digest = hashlib.blake2b(fit_digest(), digest_size=20)
-    for part in parts:
-        digest.update(part.encode("utf-8", "surrogateescape") if isinstance(part, str) else part)
-        digest.update(b"\0")
+    digest.update("\0".join(parts).encode("utf-8", "surrogateescape"))
     return f"{kind}:{digest.hexdigest()}"
 
 
 class FitStage:
-    """One run's fitting; ``see`` during reading, then ``run`` once."""
+    """One run's fitting; ``see`` during reading, then ``run`` (or ``rank_only``) once."""
 
     def __init__(
         self,
@@ -136,13 +120,13 @@ class FitStage:
         in_git: bool = True,
         defang: Callable[[str], str] = lambda text: text,
     ) -> None:
-        self.root, self.settings, self.cache, self.text_key = root, settings, cache, text_key
+        self.root, self.settings, self.cache = root, settings, cache
         self.focus = focus or Focus()
         self.in_git = in_git
         self.defang = defang
         self.compress = settings.fit == "compress"
         self._facts: dict[str, Facts] = {}  # parsed in this run, by parse key
-        self._sections: dict[str, str] = {}  # compressed sections rendered in this run, by key
+        self._sections: dict[str, str] = {}  # outlines rendered in this run, by outline key
         self._new_parses: dict[str, tuple[str, str]] = {}
         self._new_blobs: dict[str, str] = {}
         self._parse_base = hashlib.blake2b(fit_digest() + text_key, digest_size=20)
@@ -154,25 +138,26 @@ class FitStage:
         digest.update(content + b"\0" + path.encode("utf-8", "surrogateescape"))
         return "parse:" + digest.hexdigest()
 
-    def _skeleton_key(self, key: str) -> str:
-        """The key of a file's compressed section: the packer's key for it (how it renders, its
-        path and bytes), and this code."""
+    def _outline_key(self, key: str) -> str:
+        """The key of a file's outline section: the packer's key for the file (how it renders, its
+        path and bytes) and this code. ``#n`` after it: the outline's tokens and ranges."""
         return f"outline:{self._outline_prefix}:{key}"
 
-    def see(self, path: str, key: str, content: bytes, text: str, outline: bool | None = None) -> None:
-        """A file decoded in this run: parse it, and render its compressed form (``outline``, by
-        default when compressing), while the text is here."""
+    def see(self, path: str, key: str, content: bytes, text: str, outline: bool | None = None) -> Facts:
+        """A file decoded in this run: parse it, and render its outline (``outline``, by default
+        when compressing), while the text is here."""
         pkey = self.parse_key(path, content)
         facts = self._facts.get(pkey)
         if facts is None:
             facts = self._facts[pkey] = analyze(path, text)
             self._new_parses[pkey] = (facts.meta_json(), facts.graph_json())
-        skeleton_key = self._skeleton_key(key)
+        okey = self._outline_key(key)
         wanted = self.compress if outline is None else outline
-        if facts.elided and wanted and skeleton_key not in self._sections:
-            self._sections[skeleton_key] = self.render(path, text, facts.elided)
+        if facts.elided and wanted and okey not in self._sections:
+            self._sections[okey] = self.render(path, text, facts.elided)
+        return facts
 
-    def render(self, path: str, text: str, elided: tuple[tuple[int, int], ...]) -> str:
+    def render(self, path: str, text: str, elided: tuple[Range, ...]) -> str:
         """The compressed section of ``path``: ``text`` without the ``elided`` lines, framed."""
         s = self.settings
         body = skeleton.render(text, elided, s.line_numbers, s.line_number_interval)
@@ -195,19 +180,31 @@ class FitStage:
     ) -> Outcome:
         """Rank ``files``, compress what must be, and choose within ``limit`` tokens.
 
-        ``frame`` is the tokens of the output without any file (empty tree)."""
+        ``frame`` is the tokens of the output without any file (an empty tree)."""
         by_path = {f.path: f for f in files}
-        ranking, facts, sections = self._gather(files, reread, outlines=self.compress)
-        compressed = self._count_sections(sections, facts, count)
+        ranking, outlined = self._rank(files, reread, outlines=self.compress)
+        outlines = self._outlines(by_path, outlined, count, reread) if self.compress else {}
         options = [
             plan.Option(
                 r.path,
                 by_path[r.path].tokens,
-                compressed[r.path].tokens if r.path in compressed else None,
-                TREE_LINE + len(r.path.rsplit("/", 1)[-1]) // 3,
+                outlines.get(r.path),
+                plan.tree_line(r.path),
             )
             for r in ranking
         ]
+        made: dict[str, Compressed] = {}
+
+        def compressed_of(choice: Mapping[str, str]) -> dict[str, Compressed]:
+            """The compressed files of ``choice``, their sections read (or rendered) on first use."""
+            wanted = [p for p, form in choice.items() if form == plan.COMPRESSED and p not in made]
+            if wanted:
+                keys = {p: self._outline_key(by_path[p].key) for p in wanted}
+                rows = self._outline_rows(keys, by_path, count, reread)
+                sections = self._outline_sections(wanted, by_path, reread)
+                for p in wanted:
+                    made[p] = Compressed(sections[p], *rows[p])
+            return {p: made[p] for p, form in choice.items() if form == plan.COMPRESSED}
 
         assembled: dict[frozenset[tuple[str, str]], tuple[tuple[str, ...], int]] = {}
 
@@ -216,16 +213,17 @@ class FitStage:
             if key not in assembled:
                 if len(assembled) >= 2:  # the last two: the one taken and a trial given up
                     del assembled[next(iter(assembled))]
-                assembled[key] = assemble(*_split(choice, compressed))
+                assembled[key] = assemble(*_split(choice, compressed_of(choice)))
             return assembled[key][1]
 
         choice = plan.plan(options, limit, frame, self.compress, tokens_of)
         tokens_of(choice)
         parts, n = assembled[frozenset(choice.items())]
+        compressed = compressed_of(choice)
         if self.compress and limit - n >= FILL_MIN:
-            filler = _Filler(self, choice, dict(compressed), by_path, count, reread)
-            parts, n = filler.fill(ranking, limit, (parts, n), assemble)
-            compressed = filler.compressed
+            whole = {p: f.tokens for p, f in by_path.items()}
+            filler = Filler(choice, compressed, whole, self.render, count, lambda paths: reread(paths))
+            parts, n = filler.fill(ranking, limit, (parts, n), lambda: assemble(*_split(choice, compressed)))
         self._store()
         status = {
             f.path: {plan.FULL: "included", plan.COMPRESSED: "compressed"}.get(
@@ -233,49 +231,88 @@ class FitStage:
             )
             for f in files
         }
-        used = {p: c for p, c in compressed.items() if status[p] == "compressed"}
-        return Outcome(status, used, tuple(ranking), parts, n)
+        return Outcome(status, compressed, tuple(ranking), parts, n)
 
     def rank_only(self, files: list[FileIn], reread: Reread) -> tuple[Ranked, ...]:
         """The ranking alone (``--explain-ranking`` on a repository that fits)."""
-        ranking, _facts, _sections = self._gather(files, reread, outlines=False)
+        ranking, _outlined = self._rank(files, reread, outlines=False)
         self._store()
         return tuple(ranking)
 
-    def _gather(
-        self, files: list[FileIn], reread: Reread, outlines: bool
-    ) -> tuple[list[Ranked], dict[str, Facts], dict[str, str]]:
-        """The ranking, every file's facts and (``outlines``) the compressed sections, from the
-        cache where it has them; the rest parsed and rendered from the text read again."""
-        by_path = {f.path: f for f in files}
+    # -- ranking -----------------------------------------------------------------------------------
+
+    def _rank(self, files: list[FileIn], reread: Reread, outlines: bool) -> tuple[list[Ranked], set[str]]:
+        """The ranking, and which files have an outline: cached, or from every file's facts."""
         pkeys = {f.path: self.parse_key(f.path, f.content) for f in files}
         pending = self._start_ranking(pkeys)
         try:
-            facts = pending.facts if pending.facts is not None else self._load_facts(pkeys, graph=False)
-            skeleton_keys = {f.path: self._skeleton_key(f.key) for f in files}
-            sections: dict[str, str] = {}
-            if outlines:
-                wanted = {p: k for p, k in skeleton_keys.items() if p in facts and facts[p].elided}
-                sections = self._load_sections(wanted)
-            missing = {f.path for f in files if f.path not in facts}
-            if outlines:
-                missing |= {p for p in skeleton_keys if p in facts and facts[p].elided and p not in sections}
-            texts = reread(sorted(missing)) if missing else {}
-            for path in sorted(missing):
+            if pending.ranking is not None and pending.outlined is not None:
+                return pending.ranking, pending.outlined
+            facts = self._load_facts(pkeys, graph=False)
+            missing = sorted(p for p in pkeys if p not in facts)
+            texts = reread(missing) if missing else {}
+            by_path = {f.path: f for f in files}
+            for path in missing:
                 text = texts.get(path)
                 if text is None:  # unreadable now: no facts, sent whole or not at all
-                    facts.setdefault(path, Facts(None, "none"))
-                    continue
-                self.see(path, by_path[path].key, by_path[path].content, text, outline=outlines)
-                facts[path] = self._facts[pkeys[path]]
-                section = self._sections.get(skeleton_keys[path])
-                if section is not None:
-                    sections[path] = section
-            ranking = self._finish_ranking(pending, pkeys, facts)
+                    facts[path] = Facts(None, "none")
+                else:
+                    facts[path] = self.see(path, by_path[path].key, by_path[path].content, text, outlines)
+            return self._finish_ranking(pending, pkeys, facts), {p for p, f in facts.items() if f.elided}
         finally:
             if pending.reader is not None:
                 pending.reader.close()
-        return ranking, facts, sections
+
+    def _start_ranking(self, pkeys: Mapping[str, str]) -> _Pending:
+        """The cached ranking, or what computing it needs: git log starts in the background."""
+        head = history.head_of(self.root) if self.in_git else None
+        churn_key = _key("churn", str(self.root.resolve()), head[0] if head else "", str(history.COMMITS))
+        listing = "\n".join(f"{p}\0{pkeys[p]}" for p in sorted(pkeys))
+        focus = "\n".join(sorted(self.focus.changed)) + "\0" + (self.focus.ref or "")
+        rank_key = _key("rank", listing, churn_key, focus)
+        stored = self.cache.get_blobs([rank_key, churn_key])
+        pending = _Pending(rank_key, churn_key)
+        if rank_key in stored:
+            try:
+                rows = json.loads(stored[rank_key])
+                pending.ranking = [
+                    Ranked(row[0], i, GROUPS[row[1]], float(row[2]), tuple(row[4].split("\x1f")))
+                    for i, row in enumerate(rows, 1)
+                ]
+                pending.outlined = {row[0] for row in rows if row[3]}
+                return pending
+            except (ValueError, TypeError, IndexError):
+                pending.ranking = pending.outlined = None
+        if head is None:
+            pending.churn = history.NONE
+        elif churn_key in stored:
+            try:
+                pending.churn = history.Churn.from_json(stored[churn_key])
+            except (ValueError, TypeError):
+                pass
+        if pending.churn is None and head is not None:
+            pending.reader = history.Reader(self.root, head[0], head[1])
+        return pending
+
+    def _finish_ranking(
+        self, pending: _Pending, pkeys: Mapping[str, str], facts: Mapping[str, Facts]
+    ) -> list[Ranked]:
+        churn = pending.churn
+        if churn is None:
+            assert pending.reader is not None
+            churn = pending.reader.result()
+            self._new_blobs[pending.churn_key] = churn.to_json()
+        full = self._load_facts(pkeys, graph=True)
+        for path, f in facts.items():  # parsed in this run, or placeholders for unreadable files
+            full.setdefault(path, f)
+        ranking = rank_files(graphs.build(full), churn, self.focus.changed, self.focus.ref)
+        self._new_blobs[pending.rank_key] = json.dumps(
+            [
+                [r.path, GROUPS.index(r.group), r.score, int(bool(facts[r.path].elided)), "\x1f".join(r.why)]
+                for r in ranking
+            ]
+        )
+        return ranking
 
     def _load_facts(self, pkeys: Mapping[str, str], graph: bool) -> dict[str, Facts]:
         found: dict[str, Facts] = {}
@@ -292,228 +329,108 @@ class FitStage:
                     continue  # a row this code cannot read: parse again
         return found
 
-    def _load_sections(self, keys: Mapping[str, str]) -> dict[str, str]:
-        found: dict[str, str] = {}
-        stored = self.cache.get_blobs([k for k in keys.values() if k not in self._sections])
-        for path, key in keys.items():
-            section = self._sections.get(key, stored.get(key))
-            if section is not None:
-                found[path] = section
+    # -- outlines ----------------------------------------------------------------------------------
+
+    def _outlines(
+        self, by_path: Mapping[str, FileIn], outlined: Collection[str], count: Count, reread: Reread
+    ) -> dict[str, int]:
+        """Every outline's exact tokens: one cached row for them all, else one per file (``#n``,
+        with the outline's ranges), else rendered and counted now."""
+        keys = {p: self._outline_key(by_path[p].key) for p in sorted(outlined)}
+        all_key = _key("outlines", *keys.values())
+        stored = self.cache.get_blobs([all_key]).get(all_key)
+        if stored is not None:
+            try:
+                tokens = json.loads(stored)
+                if isinstance(tokens, dict) and all(isinstance(n, int) for n in tokens.values()):
+                    return tokens
+            except ValueError:
+                pass
+        found = {p: o[0] for p, o in self._outline_rows(keys, by_path, count, reread).items()}
+        self._new_blobs[all_key] = json.dumps(found)
         return found
 
-    def _count_sections(
-        self, sections: Mapping[str, str], facts: Mapping[str, Facts], count: Count
-    ) -> dict[str, Compressed]:
-        paths = sorted(sections)
-        counts = count([sections[p] for p in paths]) if paths else []
-        return {
-            p: Compressed(sections[p], n, facts[p].elided, facts[p].method, facts[p].note)
-            for p, n in zip(paths, counts, strict=True)
-        }
+    def _outline_rows(
+        self, keys: Mapping[str, str], by_path: Mapping[str, FileIn], count: Count, reread: Reread
+    ) -> dict[str, Outline]:
+        """Tokens, ranges, method and note of the outlines of ``keys`` (path -> outline key)."""
+        found: dict[str, Outline] = {}
+        rows = self.cache.get_blobs([k + "#n" for k in keys.values()])
+        for path, key in keys.items():
+            row = rows.get(key + "#n")
+            if row is not None:
+                try:
+                    found[path] = _outline(json.loads(row))
+                except (ValueError, TypeError):
+                    pass
+        rendered = self._rendered([p for p in keys if p not in found], by_path, reread)
+        paths = sorted(rendered)
+        counts = count([rendered[p][0] for p in paths]) if paths else []
+        for path, n in zip(paths, counts, strict=True):
+            facts = rendered[path][1]
+            found[path] = (n, facts.elided, facts.method, facts.note)
+            self._new_blobs[keys[path] + "#n"] = json.dumps([n, facts.elided, facts.method, facts.note])
+        return found
 
-    def _start_ranking(self, pkeys: Mapping[str, str]) -> _Pending:
-        """The cached ranking, or what computing it needs: git log starts in the background."""
-        head = history.head_of(self.root) if self.in_git else None
-        churn_key = _key("churn", str(self.root.resolve()), head[0] if head else "", str(history.COMMITS))
-        listing = "\n".join(f"{p}\0{pkeys[p]}" for p in sorted(pkeys))
-        focus = "\n".join(sorted(self.focus.changed)) + "\0" + (self.focus.ref or "")
-        rank_key = _key("rank", listing, churn_key, focus)
-        stored = self.cache.get_blobs([rank_key, churn_key])
-        pending = _Pending(rank_key, churn_key)
-        if rank_key in stored:
-            try:
-                rows = json.loads(stored[rank_key])
-                pending.ranking = [Ranked(p, int(r), g, float(s), tuple(w)) for p, r, g, s, w, _ in rows]
-                pending.facts = {
-                    row[0]: Facts.from_json(row[5], None) if row[5] else _NO_OUTLINE for row in rows
-                }
-                return pending
-            except (ValueError, TypeError):
-                pending.ranking = pending.facts = None
-        if head is None:
-            pending.churn = history.NONE
-        elif churn_key in stored:
-            try:
-                pending.churn = history.Churn.from_json(stored[churn_key])
-            except (ValueError, TypeError):
-                pass
-        if pending.churn is None and head is not None:
-            pending.reader = history.Reader(self.root, head[0], head[1])
-        return pending
+    def _rendered(
+        self, paths: list[str], by_path: Mapping[str, FileIn], reread: Reread
+    ) -> dict[str, tuple[str, Facts]]:
+        """(outline section, facts) of ``paths``, rendered in this run or from their text again."""
+        out: dict[str, tuple[str, Facts]] = {}
+        again = []
+        for path in paths:
+            f = by_path[path]
+            facts = self._facts.get(self.parse_key(path, f.content))
+            section = self._sections.get(self._outline_key(f.key))
+            if facts is not None and section is not None:
+                out[path] = (section, facts)
+            else:
+                again.append(path)
+        texts = reread(again) if again else {}
+        for path in again:
+            if path in texts:
+                f = by_path[path]
+                facts = self.see(path, f.key, f.content, texts[path], outline=True)
+                section = self._sections.get(self._outline_key(f.key))
+                if section is not None:
+                    out[path] = (section, facts)
+        return out
 
-    def _finish_ranking(
-        self, pending: _Pending, pkeys: Mapping[str, str], facts: Mapping[str, Facts]
-    ) -> list[Ranked]:
-        if pending.ranking is not None:
-            return pending.ranking
-        churn = pending.churn
-        if churn is None:
-            assert pending.reader is not None
-            try:
-                churn = pending.reader.result()
-            finally:
-                pending.reader.close()
-                pending.reader = None
-            self._new_blobs[pending.churn_key] = churn.to_json()
-        full = self._load_facts(pkeys, graph=True)
-        for path, f in facts.items():  # files unreadable now have placeholder facts
-            full.setdefault(path, f)
-        ranking = rank_files(graphs.build(full), churn, self.focus.changed, self.focus.ref)
-        self._new_blobs[pending.rank_key] = json.dumps(
-            [[r.path, r.rank, r.group, r.score, list(r.why), _outline_json(facts[r.path])] for r in ranking]
+    def _outline_sections(
+        self, paths: list[str], by_path: Mapping[str, FileIn], reread: Reread
+    ) -> dict[str, str]:
+        """The outline sections of ``paths``: rendered in this run, stored, or rendered again."""
+        keys = {p: self._outline_key(by_path[p].key) for p in paths}
+        found = {p: self._sections[k] for p, k in keys.items() if k in self._sections}
+        stored = self.cache.get_blobs([k for p, k in keys.items() if p not in found])
+        found.update({p: stored[k] for p, k in keys.items() if k in stored and p not in found})
+        missing = [p for p in paths if p not in found]
+        found.update(
+            {p: section for p, (section, _facts) in self._rendered(missing, by_path, reread).items()}
         )
-        return ranking
+        return found
 
     def _store(self) -> None:
-        blobs = dict(self._new_blobs)
-        blobs.update(self._sections)
-        self.cache.put_parses(self._new_parses)
-        self.cache.put_blobs(blobs)
-        self._new_parses, self._new_blobs = {}, {}
+        # As the packer's sections, what fit/ derives from a file's text is stored only redacted:
+        # with --no-redact it could hold a secret (an outline certainly would).
+        if self.settings.redact:
+            blobs = dict(self._new_blobs)
+            blobs.update(self._sections)
+            self.cache.put_parses(self._new_parses)
+            self.cache.put_blobs(blobs)
+        self._new_parses, self._new_blobs, self._sections = {}, {}, {}
 
 
-_NO_OUTLINE = Facts(None, "none")
-
-
-class _Filler:
-    """Spends what the whole-file choice left of the budget: the most important compressed file
-    gets its elided ranges back from the top while they fit, or the most important file left
-    out goes in as its first lines. Every candidate form is counted exactly."""
-
-    def __init__(
-        self,
-        stage: FitStage,
-        choice: dict[str, str],
-        compressed: dict[str, Compressed],
-        by_path: Mapping[str, FileIn],
-        count: Count,
-        reread: Reread,
-    ) -> None:
-        self.stage, self.choice, self.compressed = stage, choice, compressed
-        self.by_path, self.count, self.reread = by_path, count, reread
-
-    def fill(
-        self, ranking: list[Ranked], limit: int, done: tuple[tuple[str, ...], int], assemble: Assemble
-    ) -> tuple[tuple[str, ...], int]:
-        tried = 0
-        for r in ranking:
-            room = limit - done[1]
-            if room < FILL_MIN or tried >= FILL_FILES:
-                break
-            form = self.choice.get(r.path)
-            if form == plan.FULL or (form == plan.COMPRESSED and not self.compressed[r.path].elided):
-                continue
-            tried += 1
-            text = self.reread([r.path]).get(r.path)
-            if text is None:
-                continue
-            before = (self.choice.get(r.path), self.compressed.get(r.path))
-            if form == plan.COMPRESSED:
-                allowance = self.compressed[r.path].tokens + room
-            else:  # its tree line, and maybe the header's note on compressed files, cost too
-                allowance = room - TREE_LINE - len(r.path.rsplit("/", 1)[-1]) // 3
-            for _ in range(3):
-                if form == plan.COMPRESSED:
-                    self._restore(r.path, text, allowance)
-                else:
-                    self._head(r.path, text, allowance)
-                if (self.choice.get(r.path), self.compressed.get(r.path)) == before:
-                    break
-                trial = assemble(*_split(self.choice, self.compressed))
-                if trial[1] <= limit:
-                    done = trial
-                    break
-                self._set(r.path, *before)  # the estimates were short: try again with less
-                allowance -= trial[1] - limit
-        return done
-
-    def _set(self, path: str, form: str | None, compressed: Compressed | None) -> None:
-        if form is None:
-            self.choice.pop(path, None)
-        else:
-            self.choice[path] = form
-        if compressed is None:
-            self.compressed.pop(path, None)
-        else:
-            self.compressed[path] = compressed
-
-    def _largest(self, forms: int, tokens: Callable[[int], int], allowance: int) -> int | None:
-        """The largest ``i`` in 0..forms-1 whose form costs at most ``allowance`` (forms grow with
-        ``i``, roughly: the answer is counted, not assumed)."""
-        lo, hi, best = 0, forms - 1, None
-        while lo <= hi:
-            mid = (lo + hi) // 2
-            if tokens(mid) <= allowance:
-                best, lo = mid, mid + 1
-            else:
-                hi = mid - 1
-        return best
-
-    def _restore(self, path: str, text: str, allowance: int) -> None:
-        c = self.compressed[path]
-        if self.by_path[path].tokens <= allowance:  # it fits whole after all
-            self._set(path, plan.FULL, None)
-            return
-        hidden = skeleton.elided_lines(c.elided)
-        forms: dict[int, tuple[str, int]] = {}
-
-        def tokens(restored: int) -> int:  # the first ``restored`` elided lines shown again
-            if restored not in forms:
-                forms[restored] = self._section(path, text, _show_first(c.elided, restored))
-            return forms[restored][1]
-
-        best = self._largest(hidden, tokens, allowance)
-        if best:
-            section, n = forms[best]
-            note = f"{best} of its {hidden} elided lines shown again to fill the budget"
-            note = f"{c.note}; {note}" if c.note else note
-            self.compressed[path] = Compressed(section, n, _show_first(c.elided, best), c.method, note)
-
-    def _head(self, path: str, text: str, allowance: int) -> None:
-        total = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
-        if total < 2 or allowance <= 0:
-            return
-        forms: dict[int, tuple[str, int]] = {}
-
-        def tokens(kept: int) -> int:  # the first ``kept`` + 1 lines
-            if kept not in forms:
-                forms[kept] = self._section(path, text, ((kept + 2, total),))
-            return forms[kept][1]
-
-        best = self._largest(total - 1, tokens, allowance)
-        if best is not None:
-            section, n = forms[best]
-            note = "cut to fit what was left of the budget"
-            self._set(path, plan.COMPRESSED, Compressed(section, n, ((best + 2, total),), "head", note))
-
-    def _section(self, path: str, text: str, elided: tuple[tuple[int, int], ...]) -> tuple[str, int]:
-        section = self.stage.render(path, text, elided)
-        return section, self.count([section])[0]
-
-
-def _outline_json(facts: Facts) -> str | None:
-    """What a cached ranking keeps of a file's facts: its outline, when it has one."""
-    return facts.meta_json() if facts.elided else None
-
-
-def _show_first(elided: tuple[tuple[int, int], ...], lines: int) -> tuple[tuple[int, int], ...]:
-    """``elided`` with its first ``lines`` elided lines shown again."""
-    kept = []
-    for a, b in elided:
-        if lines >= b - a + 1:
-            lines -= b - a + 1
-            continue
-        kept.append((a + lines, b))
-        lines = 0
-    return tuple(kept)
+def _outline(row: list[object]) -> Outline:
+    """An outline from its cached row (TypeError or ValueError if the row is not one)."""
+    tokens, elided, method, note = row
+    if not (isinstance(tokens, int) and isinstance(elided, list) and isinstance(method, str)):
+        raise TypeError("not an outline row")
+    return tokens, tuple((int(a), int(b)) for a, b in elided), method, None if note is None else str(note)
 
 
 def _split(
     choice: Mapping[str, str], compressed: Mapping[str, Compressed]
 ) -> tuple[dict[str, tuple[str, int]], list[str]]:
-    sent = {
-        p: (compressed[p].section, compressed[p].tokens)
-        for p, form in choice.items()
-        if form == plan.COMPRESSED
-    }
+    sent = {p: (compressed[p].section, compressed[p].tokens) for p in choice if choice[p] == plan.COMPRESSED}
     return sent, [p for p, form in choice.items() if form == plan.FULL]
