@@ -12,6 +12,10 @@ time (user + sys) and peak RSS from the rusage ``wait4`` returns (the larger of 
 token-counting helper, on a cold run). From the manifest: exact prompt tokens and the share of the
 budget used, and how many files went in whole, compressed, or were left out (over-budget).
 
+``--edit PATH`` (a file of the checkout, for generated trees only: the checkout is modified and
+then restored with ``git checkout``) adds one more run after appending a comment line to PATH:
+a warm run after a one-file edit, which parses that file again and ranks afresh.
+
 The machine is shared: the load average is printed with every table, and CPU time is the figure
 least disturbed by other users' work.
 """
@@ -63,6 +67,7 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=None)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--wholerepo", default=str(Path(sys.executable).with_name("wholerepo")))
+    parser.add_argument("--edit", default=None, metavar="PATH", help="also time a run after editing PATH")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="bench-fit-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("WHOLEREPO_")}
@@ -85,7 +90,17 @@ def main() -> None:
             samples = [("cold", run(cmd, env))]
             samples += [("warm", run(cmd, env)) for _ in range(args.runs)]
             f = fates(manifest)
-            for label, (wall, cpu, rss) in [*samples[:1], ("warm (median)", _median(samples[1:]))]:
+            shown = [(*samples[0], f), ("warm (median)", _median(samples[1:]), f)]
+            if args.edit:
+                edited = checkout / args.edit
+                edited.write_text(edited.read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+                try:
+                    shown.append(("after a one-file edit", run(cmd, env), fates(manifest)))
+                finally:
+                    subprocess.run(
+                        ["git", "-C", str(checkout), "checkout", "-q", "--", args.edit], check=True
+                    )
+            for label, (wall, cpu, rss), f in shown:
                 print(
                     f"| {checkout.name} | {label} | {wall:.2f} | {cpu:.2f} | {rss:.0f} | {f['tokens']:,.0f} |"
                     f" {100 * f['used']:.2f} % | {f['whole']:,.0f} | {f['compressed']:,.0f}"

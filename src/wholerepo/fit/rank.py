@@ -44,8 +44,8 @@ GROUPS = (
     "other",
 )
 DAMPING = 0.85
-ITERATIONS = 40
-TOLERANCE = 1e-7
+ITERATIONS = 50
+TOLERANCE = 1e-6  # the L1 change of the whole vector (it sums to 1) below which it stops
 HALF_LIFE_DAYS = 90.0
 # Where PageRank's surfer restarts, by group: centrality is the code's view of itself, so tests,
 # scripts and docs count less towards what is central.

@@ -248,7 +248,7 @@ class FitStage:
         try:
             if pending.ranking is not None and pending.outlined is not None:
                 return pending.ranking, pending.outlined
-            facts = self._load_facts(pkeys, graph=False)
+            facts = self._load_facts(pkeys)
             missing = sorted(p for p in pkeys if p not in facts)
             texts = reread(missing) if missing else {}
             by_path = {f.path: f for f in files}
@@ -258,7 +258,7 @@ class FitStage:
                     facts[path] = Facts(None, "none")
                 else:
                     facts[path] = self.see(path, by_path[path].key, by_path[path].content, text, outlines)
-            return self._finish_ranking(pending, pkeys, facts), {p for p, f in facts.items() if f.elided}
+            return self._finish_ranking(pending, facts), {p for p, f in facts.items() if f.elided}
         finally:
             if pending.reader is not None:
                 pending.reader.close()
@@ -294,18 +294,13 @@ class FitStage:
             pending.reader = history.Reader(self.root, head[0], head[1])
         return pending
 
-    def _finish_ranking(
-        self, pending: _Pending, pkeys: Mapping[str, str], facts: Mapping[str, Facts]
-    ) -> list[Ranked]:
+    def _finish_ranking(self, pending: _Pending, facts: Mapping[str, Facts]) -> list[Ranked]:
         churn = pending.churn
         if churn is None:
             assert pending.reader is not None
             churn = pending.reader.result()
             self._new_blobs[pending.churn_key] = churn.to_json()
-        full = self._load_facts(pkeys, graph=True)
-        for path, f in facts.items():  # parsed in this run, or placeholders for unreadable files
-            full.setdefault(path, f)
-        ranking = rank_files(graphs.build(full), churn, self.focus.changed, self.focus.ref)
+        ranking = rank_files(graphs.build(facts), churn, self.focus.changed, self.focus.ref)
         self._new_blobs[pending.rank_key] = json.dumps(
             [
                 [r.path, GROUPS.index(r.group), r.score, int(bool(facts[r.path].elided)), "\x1f".join(r.why)]
@@ -314,10 +309,10 @@ class FitStage:
         )
         return ranking
 
-    def _load_facts(self, pkeys: Mapping[str, str], graph: bool) -> dict[str, Facts]:
+    def _load_facts(self, pkeys: Mapping[str, str]) -> dict[str, Facts]:
         found: dict[str, Facts] = {}
         wanted = [k for k in pkeys.values() if k not in self._facts]
-        rows = self.cache.get_parses(wanted, graph=graph) if wanted else {}
+        rows = self.cache.get_parses(wanted, graph=True) if wanted else {}
         for path, key in pkeys.items():
             if key in self._facts:
                 found[path] = self._facts[key]
