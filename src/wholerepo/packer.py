@@ -36,7 +36,7 @@ from .tokens import (
 
 if TYPE_CHECKING:
     from .fit.rank import Ranked
-    from .fit.stage import FitStage, Focus, Outcome
+    from .fit.stage import FileIn, FitStage, Focus, Outcome
 
 Progress = Callable[[str, int, int], None]
 
@@ -792,7 +792,7 @@ def _fit_stage(listing: Listing, settings: Settings, counter: _Counter, focus: F
     )
 
 
-def _fit_inputs(kept: list[_Work]) -> Any:
+def _fit_inputs(kept: list[_Work]) -> list[FileIn]:
     from .fit.stage import FileIn
 
     return [FileIn(w.candidate.path, w.key, w.content, w.tokens) for w in kept]
