@@ -1,10 +1,13 @@
 """Per-file results on disk, keyed by content hashes, in one SQLite file.
 
-Two tables: ``counts`` maps a hash of the exact text counted to its token count; ``files`` maps
+Four tables: ``counts`` maps a hash of the exact text counted to its token count; ``files`` maps
 (how we render, path, hash of the file's bytes) to everything the packer derived from the file
 (skip reason, encoding, line count, redactions, the rendered section, and the ``counts`` key of
 that section), so a warm run reads, hashes and looks up instead of decoding, redacting and
-rendering again. Rows of ``files`` unused for PRUNE_AFTER_DAYS days are deleted.
+rendering again. Fitting a repository to its budget (fit/) adds ``parses``, what tree-sitter
+found in a file's text (outline ranges in ``meta``; imports, definitions and references in
+``graph``), keyed by content, and ``blobs``, derived values by key: compressed sections, git
+churn per HEAD, rankings. Rows of these three tables unused for PRUNE_AFTER_DAYS days are deleted.
 
 Safe under concurrent runs (WAL, a busy timeout, idempotent inserts). A cache that cannot be
 opened or is corrupt is rebuilt; if even that fails, runs go on without one.
@@ -57,6 +60,7 @@ class TokenCache:
         self.path = None if directory is None else directory / f"cache-v{SCHEMA_VERSION}.sqlite"
         self._db: sqlite3.Connection | None = None
         self._touched: list[str] = []  # keys of reused files rows last used before yesterday
+        self._touched_fit: dict[str, list[str]] = {"parses": [], "blobs": []}  # the same, fit/'s tables
         self.empty = True  # no counts stored yet: this run starts cold, and reads find nothing
         # Writes wait for flush() (or close()): one transaction per run, not one per chunk.
         self._counts: dict[str, int] = {}
@@ -80,6 +84,14 @@ class TokenCache:
                 "CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
                 " reason TEXT, encoding TEXT, lines INTEGER NOT NULL, count_key TEXT NOT NULL,"
                 " redactions TEXT NOT NULL, section TEXT NOT NULL)"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS parses (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
+                " meta TEXT NOT NULL, graph TEXT NOT NULL)"
+            )
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
+                " value TEXT NOT NULL)"
             )
             self.empty = db.execute("SELECT 1 FROM counts LIMIT 1").fetchone() is None
             return db
@@ -132,7 +144,9 @@ class TokenCache:
             chunk = wanted[start : start + 500]
             yield from self._db.execute(query.format(",".join("?" * len(chunk))), chunk)
 
-    def get_files(self, keys: Iterable[str]) -> dict[str, FileResult]:
+    def get_files(self, keys: Iterable[str], sections: bool = True) -> dict[str, FileResult]:
+        """Stored results; ``sections`` False leaves each section "" (get_sections reads it later:
+        over the budget most sections are never sent)."""
         wanted = list(keys)
         found: dict[str, FileResult] = {}
         for key in wanted:
@@ -144,8 +158,8 @@ class TokenCache:
         stale = _today() - 1
         query = (
             "SELECT f.key, f.used, f.reason, f.encoding, f.lines, f.count_key, f.redactions,"
-            " f.section, c.tokens FROM files f LEFT JOIN counts c ON c.key = f.count_key"
-            " WHERE f.key IN ({})"
+            f" {'f.section' if sections else chr(39) * 2}, c.tokens FROM files f"
+            " LEFT JOIN counts c ON c.key = f.count_key WHERE f.key IN ({})"
         )
         try:
             rest = [k for k in wanted if k not in found]
@@ -160,6 +174,18 @@ class TokenCache:
                 )
                 if used < stale:
                     self._touched.append(key)
+        except sqlite3.Error:
+            return found
+        return found
+
+    def get_sections(self, keys: Iterable[str]) -> dict[str, str]:
+        wanted = list(keys)
+        found = {k: self._files[k].section for k in wanted if k in self._files}
+        if self._db is None or self.empty:
+            return found
+        try:
+            rest = [k for k in wanted if k not in found]
+            found.update(self._rows_for("SELECT key, section FROM files WHERE key IN ({})", rest))
         except sqlite3.Error:
             return found
         return found
@@ -205,6 +231,66 @@ class TokenCache:
                 self.empty = False
             self._counts, self._files, self._touched = {}, {}, []
             self._cap()
+        except sqlite3.Error:
+            pass
+
+    # -- fit/: parse results and derived values ----------------------------------------------------
+
+    def get_parses(self, keys: Iterable[str], graph: bool = False) -> dict[str, tuple[str, str | None]]:
+        """key -> (meta, graph or None): ``graph`` False leaves the larger column unread."""
+        if self._db is None:
+            return {}
+        columns = "key, used, meta, graph" if graph else "key, used, meta, NULL"
+        found: dict[str, tuple[str, str | None]] = {}
+        stale = _today() - 1
+        try:
+            for key, used, meta, graph_json in self._rows_for(
+                f"SELECT {columns} FROM parses WHERE key IN ({{}})", keys
+            ):
+                found[key] = (meta, graph_json)
+                if used < stale:
+                    self._touched_fit["parses"].append(key)
+        except sqlite3.Error:
+            return found
+        return found
+
+    def put_parses(self, items: dict[str, tuple[str, str]]) -> None:
+        self._put_fit("parses", "INSERT OR REPLACE INTO parses VALUES (?, ?, ?, ?)", items)
+
+    def get_blobs(self, keys: Iterable[str]) -> dict[str, str]:
+        if self._db is None:
+            return {}
+        found: dict[str, str] = {}
+        stale = _today() - 1
+        try:
+            for key, used, value in self._rows_for(
+                "SELECT key, used, value FROM blobs WHERE key IN ({})", keys
+            ):
+                found[key] = value
+                if used < stale:
+                    self._touched_fit["blobs"].append(key)
+        except sqlite3.Error:
+            return found
+        return found
+
+    def put_blobs(self, items: dict[str, str]) -> None:
+        self._put_fit("blobs", "INSERT OR REPLACE INTO blobs VALUES (?, ?, ?)", items)
+
+    def _put_fit(self, table: str, insert: str, items: dict[str, Any]) -> None:
+        touched = self._touched_fit[table]
+        if self._db is None or not (items or touched):
+            return
+        today = _today()
+        rows = [(k, today, *(v if isinstance(v, tuple) else (v,))) for k, v in items.items()]
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.executemany(insert, rows)
+                self._db.executemany(
+                    f"UPDATE {table} SET used = ? WHERE key = ?", [(today, k) for k in touched]
+                )
+                self._db.execute(f"DELETE FROM {table} WHERE used < ?", (today - PRUNE_AFTER_DAYS,))
+            touched.clear()
         except sqlite3.Error:
             pass
 

@@ -7,10 +7,13 @@ import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
 from . import select as filters
+
+if TYPE_CHECKING:
+    from ..fit.rank import Ranked
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +30,23 @@ class PackedFile:
     redactions: tuple[str, ...] = ()  # kinds of the secrets removed, one entry each
     text: str | None = field(default=None, repr=False)  # the text as sent (redacted, unnumbered)
     digest: builtins.bytes = field(default=b"", repr=False)  # of the file's bytes when packed
+    # Fitting (fit/), when the repository exceeds the budget or a ranking was asked for:
+    ranked: Ranked | None = field(default=None, repr=False)  # its rank, score and why
+    elided: tuple[tuple[int, int], ...] = ()  # compressed: the original lines not sent
+    full_tokens: int | None = None  # compressed: what the whole file would have cost
+
+    @property
+    def rank(self) -> int | None:
+        """1 = the most important file; None when no ranking was made."""
+        return self.ranked.rank if self.ranked is not None else None
+
+    @property
+    def score(self) -> float | None:
+        return self.ranked.score if self.ranked is not None else None
+
+    @property
+    def why(self) -> tuple[str, ...]:
+        return self.ranked.why if self.ranked is not None else ()
 
     def manifest_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -42,6 +62,10 @@ class PackedFile:
         if self.redactions:
             entry["redactions"] = len(self.redactions)
             entry["redacted_kinds"] = sorted(set(self.redactions))
+        if self.rank is not None:
+            entry.update(rank=self.rank, score=self.score, why=list(self.why))
+        if self.status == "compressed":
+            entry.update(full_tokens=self.full_tokens, elided=[list(r) for r in self.elided])
         return entry
 
 
@@ -60,6 +84,7 @@ class Pack:
     settings: Settings = field(repr=False)
     prefix: str = ""  # the packed directory relative to the repository root ("" or "pkg/")
     warnings: tuple[str, ...] = ()
+    ranking: tuple[Ranked, ...] = ()  # fit/'s order, when it was computed (over budget, or asked)
 
     @functools.cached_property
     def text(self) -> str:
@@ -69,6 +94,11 @@ class Pack:
     @property
     def included(self) -> tuple[PackedFile, ...]:
         return tuple(f for f in self.files if f.status != "skipped")
+
+    @property
+    def elided(self) -> dict[str, tuple[tuple[int, int], ...]]:
+        """The compressed files' elided line ranges: findings there cannot be verified."""
+        return {f.path: f.elided for f in self.files if f.status == "compressed"}
 
     @property
     def skipped(self) -> tuple[PackedFile, ...]:
@@ -96,6 +126,7 @@ class Pack:
             "budget": self.budget,
             "prompt_tokens": self.prompt_tokens,
             "style": self.style,
+            "fit": self.settings.fit,
             "line_numbers": self.settings.line_numbers,
             "in_git": self.in_git,
             "redactions": sum(len(f.redactions) for f in self.files),

@@ -162,8 +162,12 @@ def plan(
     model: str | None = None,
     base: str | None = None,
     on_progress: Progress | None = None,
+    explain: bool = False,
 ) -> Plan:
-    """Pack ``path`` into the room the window leaves and build the exact request."""
+    """Pack ``path`` into the room the window leaves and build the exact request.
+
+    Over the budget, the files the diff touches rank first (fit/); ``explain`` ranks the files
+    even when everything fits (``--explain-ranking``)."""
     warnings: list[str] = []
     diff = diff_against(path, base) if base else None
     if diff is not None and not diff.text.strip():
@@ -212,7 +216,14 @@ def plan(
     try:
         # The files' texts are read again only for the findings that name them: a warm pack can
         # reuse every cached section.
-        packed = pack(path, replace(settings, budget=budget), on_progress=on_progress, keep_file_text=False)
+        packed = pack(
+            path,
+            replace(settings, budget=budget),
+            on_progress=on_progress,
+            keep_file_text=False,
+            focus=_focus(diff),
+            explain=explain,
+        )
     except BudgetError as exc:
         raise PromptTooLargeError(
             f"the prompt does not fit: {exc.message} ({window.tokens:,}-token window, {window.source})",
@@ -243,6 +254,14 @@ def plan(
     )
 
 
+def _focus(diff: Diff | None) -> Any:
+    if diff is None:
+        return None
+    from ..fit.stage import Focus
+
+    return Focus(frozenset(diff.changed), diff.ref)
+
+
 def _count(texts: list[str], settings: Settings) -> list[int]:
     """Exact counts through the cache: a warm plan never loads the tokenizer."""
     cache = TokenCache(default_cache_dir() if settings.cache else None)
@@ -271,9 +290,13 @@ def _redacted_diff(text: str, settings: Settings) -> str:
 
 
 def left_out(p: Plan, top: int = 5) -> dict[str, Any] | None:
-    """Files that did not fit: how many, their tokens and the directories that lost most."""
+    """Files that did not fit: how many, their tokens and the directories that lost most; how
+    many went compressed; the most important of both, by rank."""
+    from ..fit.report import most_important
+
     dropped = [f for f in p.pack.skipped if f.reason == "over-budget"]
-    if not dropped:
+    compressed = [f for f in p.pack.files if f.status == "compressed"]
+    if not dropped and not compressed:
         return None
     dirs: dict[str, int] = {}
     for f in dropped:
@@ -286,6 +309,8 @@ def left_out(p: Plan, top: int = 5) -> dict[str, Any] | None:
         "directories": [
             {"path": d, "files": n} for d, n in sorted(dirs.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
         ],
+        "compressed": len(compressed),
+        "most_important": [{**e, "path": p.prefix + e["path"]} for e in most_important(p.pack.files)],
     }
 
 
@@ -335,11 +360,21 @@ def dry_run_report(p: Plan, probe_notes: tuple[str, ...] = ()) -> dict[str, Any]
 def left_out_text(info: Mapping[str, Any] | None) -> str | None:
     if not info:
         return None
-    dirs = ", ".join(f"{d['path']} {d['files']}" for d in info["directories"])
-    return (
-        f"{info['files']:,} files ({info['tokens']:,} tokens) do not fit and will not be sent;"
-        f" most from: {dirs} (the manifest, --manifest FILE, lists them)"
-    )
+    from ..fit.report import most_important_text
+
+    said = []
+    if info["files"]:
+        dirs = ", ".join(f"{d['path']} {d['files']}" for d in info["directories"])
+        said.append(
+            f"{info['files']:,} files ({info['tokens']:,} tokens) do not fit and will not be sent;"
+            f" most from: {dirs} (the manifest, --manifest FILE, lists them)"
+        )
+    if info.get("compressed"):
+        said.append(f"{info['compressed']:,} files will be sent compressed to outlines")
+    named = most_important_text(info.get("most_important", []))
+    if named:
+        said.append(named)
+    return "; ".join(said)
 
 
 def dry_run_text(report: Mapping[str, Any]) -> str:
