@@ -54,9 +54,10 @@ class _Work:
     redactions: tuple[str, ...] = ()
     section: str = ""
     tokens: int = -1  # -1 until counted
+    count_key: str = ""  # the cache key of the section's count, once submitted
 
     def result(self, tokenizer: str) -> FileResult:
-        count_key = text_key(tokenizer, self.section) if self.reason is None else ""
+        count_key = (self.count_key or text_key(tokenizer, self.section)) if self.reason is None else ""
         return FileResult(self.reason, self.encoding, self.lines, count_key, self.redactions, self.section)
 
     def reuse(self, known: FileResult) -> None:
@@ -233,7 +234,10 @@ def pack(
                     stage.see(w.candidate.path, w.key, w.content, w.text or "")
                 if not keep_file_text:
                     w.text = None
-            batches.append((fresh, counter.submit([w.section for w in fresh])))
+            batch = counter.submit([w.section for w in fresh])
+            for w, key in zip(fresh, batch.keys, strict=True):
+                w.count_key = key
+            batches.append((fresh, batch))
             progress("read", min(start + _CHUNK, len(work)), len(work))
         # Stored while the last counts are still being made; a result is used only with its count.
         if store:
