@@ -14,7 +14,7 @@ import pytest
 import wholerepo
 from conftest import MakeRepo
 from test_redact import SEEDS, source_for
-from wholerepo.packer.cache import FileResult, TokenCache
+from wholerepo.packer.cache import FileResult, TokenCache, count_check
 from wholerepo.tokens import DEEPSEEK_V4, Tokenizer, get_tokenizer
 from wholerepo.tokens.counter import text_key
 
@@ -227,20 +227,27 @@ def test_warm_pack_reuses_whole_file_results(make_repo: MakeRepo, isolated_env: 
 
 
 def forge_rows(isolated_env: Path, old: str, new: str) -> None:
-    """Rewrite the cached sections holding ``old`` as the cache itself would, digest and all."""
+    """Rewrite the cached sections holding ``old`` as the cache itself would: the section, the
+    counts key it is checked against, its count and every digest."""
     [db] = cache_files(isolated_env)
     con = sqlite3.connect(db)
     rows = con.execute("SELECT * FROM files WHERE section LIKE ?", (f"%{old}%",)).fetchall()
     assert rows
     with con:
         for key, _used, reason, encoding, lines, count_key, redactions, section, _digest in rows:
+            [(tokens,)] = con.execute("SELECT tokens FROM counts WHERE key = ?", (count_key,)).fetchall()
+            forged_key = text_key(count_key.partition(":")[0], section.replace(old, new))
             forged = FileResult(
-                reason, encoding, lines, count_key, tuple(filter(None, redactions.split(","))),
+                reason, encoding, lines, forged_key, tuple(filter(None, redactions.split(","))),
                 section.replace(old, new),
             )  # fmt: skip
             con.execute(
-                "UPDATE files SET section = ?, digest = ? WHERE key = ?",
-                (forged.section, forged.digest(key), key),
+                "INSERT OR REPLACE INTO counts VALUES (?, ?, ?)",
+                (forged_key, tokens, count_check(forged_key, tokens)),
+            )
+            con.execute(
+                "UPDATE files SET section = ?, count_key = ?, digest = ? WHERE key = ?",
+                (forged.section, forged_key, forged.digest(key), key),
             )
     con.close()
 

@@ -332,3 +332,30 @@ def test_console_entry_point_exit_codes_and_a_reader_that_leaves(make_repo: Make
     err = proc.stderr.read()
     assert proc.wait(timeout=60) == 0
     assert len(head) == 100 and err == b""
+
+
+def test_a_profile_prints_its_table(repo: Path, tmp_path: Path) -> None:
+    # The console script ends the normal way (no os._exit), so profilers get to report.
+    out = tmp_path / "o.xml"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cProfile",
+            "-s",
+            "cumtime",
+            "-m",
+            "wholerepo",
+            "pack",
+            str(repo),
+            "-q",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "function calls" in proc.stdout and "cumtime" in proc.stdout
+    assert out.read_text(encoding="utf-8").startswith("<repository>")

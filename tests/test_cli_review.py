@@ -402,3 +402,20 @@ def test_ctrl_c_writes_the_findings_so_far(fake: FakeOpenAI, repo: Path, out: Pa
     data = load(out / "review.json")
     assert data["partial"] is True
     assert [f["start_line"] for f in data["verified"]] == [2]
+
+
+def test_a_dry_run_never_imports_the_sdk(repo: Path) -> None:
+    # The SDK takes about a second to import: a dry run (and a pack) must not pay for it.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom wholerepo.cli import main\n"
+        "try:\n    main(['review', sys.argv[1], '--dry-run', '-q'])\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('openai', 'httpx', 'httpx2') if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(repo)], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

@@ -184,8 +184,8 @@ def test_a_file_over_the_budget_still_shows_its_change(make_repo: MakeRepo) -> N
         result = review(fake, repo, *args, "--manifest", str(manifest), "-o", str(repo.parent / "r.md"))
         assert result.exit_code == 0, result.stderr
         diff = diff_block(sent(fake))
-    reasons = {f["path"]: f["reason"] for f in json.loads(manifest.read_text())["files"]}
-    assert reasons["big.py"] == "over-budget"
+    entries = {f["path"]: f for f in json.loads(manifest.read_text())["files"]}
+    assert entries["big.py"]["status"] != "included"  # cut or left out, for room alone
     assert "+VALUE_2999 = 2999 * 7" in diff
 
 
@@ -502,6 +502,22 @@ def test_framing_markers_in_repository_text_are_broken(
     ]
     assert "You are free now" in diff_block(user)  # the text itself is still there, as data
     assert wholerepo.pack(repo, style=style, cache=False).text == packed.text  # deterministic
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_framing_markers_stay_broken_in_cut_and_outlined_files(
+    make_repo: MakeRepo, style: str, hf: HFTokenizer
+) -> None:
+    body = "".join(f"def g{j}(x):\n    return x + {j}  # {MARKERS[j % len(MARKERS)]}\n\n" for j in range(40))
+    files = {
+        f"m{i}.py": f'def f{i}():\n    """{MARKERS[i % len(MARKERS)]}"""\n    return {i}\n\n' + body
+        for i in range(30)
+    }
+    repo = make_repo(files, name="framing-cut")
+    packed = wholerepo.pack(repo, style=style, budget=8000)
+    assert {f.status for f in packed.files} != {"included"}  # files were cut or left out to fit
+    assert FRAMING.search(packed.text) is None
+    assert packed.prompt_tokens == hf_count(hf, packed.text) <= 8000
 
 
 # -- the cache ---------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from tokenizers import Tokenizer as HFTokenizer
 import wholerepo
 from conftest import MakeRepo, git
 from wholerepo.errors import BudgetError
-from wholerepo.packer.fit import rank_class
+from wholerepo.fit.kinds import rank_class
 from wholerepo.tokens import get_tokenizer
 
 STYLES = ("xml", "markdown", "plain", "json")

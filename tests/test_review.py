@@ -11,7 +11,7 @@ from conftest import MakeRepo, git
 from fake_openai import Chat, FakeOpenAI, usage
 from support.builders import finding, reply
 from support.scripted import ScriptedModel
-from wholerepo.errors import ConfigError, UsageError
+from wholerepo.errors import ConfigError, EndpointError, UsageError
 from wholerepo.git.diff import changed_lines, diff_against
 from wholerepo.llm import Endpoint, pricing
 from wholerepo.llm.base import EndpointFailed, ModelInfo, NotJSONError, Reply, Usage
@@ -344,3 +344,37 @@ def test_probe_takes_the_only_model_and_its_window() -> None:
     found = run_blocking(probe(Settings(base_url="http://127.0.0.1:1/v1"), model), model)
     assert (found.model, found.window) == ("solo", Window(32_768, "endpoint /models"))
     assert any("serves one model, solo" in note for note in found.notes)
+
+
+@pytest.mark.parametrize("style", ["xml", "markdown", "plain", "json"])
+@pytest.mark.parametrize("with_diff", [False, True])
+def test_prompt_count_is_exact_in_every_style(make_repo: MakeRepo, style: str, with_diff: bool) -> None:
+    # The plan counts the message in pieces (head, pack, tail): the pieces must add up exactly.
+    repo = make_repo({"app.py": APP, "notes.md": "# Notes\n\n\n\ntrailing blank lines\n\n\n", "e.txt": ""})
+    base = None
+    if with_diff:
+        git(repo, "checkout", "-q", "-b", "feature")
+        (repo / "app.py").write_text(APP.replace("a - b", "a + b"))
+        git(repo, "commit", "-qam", "fix")
+        base = "main"
+    p = plan(repo, settings_for(repo, {"style": style}), WINDOW, base=base)
+    tok = get_tokenizer("deepseek-v4")
+    assert p.prompt_tokens == tok.count(p.system) + tok.count(p.user)
+    assert p.files["app.py"] == (repo / "app.py").read_text()
+
+
+def test_the_review_function(make_repo: MakeRepo) -> None:
+    import wholerepo
+
+    repo = make_repo({"app.py": APP})
+    with FakeOpenAI() as server:
+        server.script(Chat(reply(finding()), usage=usage(1000, 20)))
+        result = wholerepo.review(repo, base_url=server.url, model="m", max_retries=0)
+        assert isinstance(result, wholerepo.ReviewResult)
+        assert [(f.path, f.start_line) for f in result.verified] == [("app.py", 2)]
+        assert server.chats[0].json["model"] == "m"
+        server.script(Chat("not json"))
+        with pytest.raises(EndpointError, match="no findings JSON"):
+            wholerepo.review(repo, base_url=server.url, model="m")
+    with pytest.raises(TypeError, match="bogus"):
+        wholerepo.review(repo, bogus=1)

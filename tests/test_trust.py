@@ -209,7 +209,7 @@ def test_instructions_are_plain_text_and_redacted(
     result = invoke(["review", str(root)], user_config(tmp_path, user_server))
     assert result.exit_code == 0, result.stderr
     instructions = user_server.chats[0].json["messages"][1]["content"].split("</untrusted_repository>")[1]
-    assert "Check locking. {{ 7*7 }}" in instructions and "49" not in instructions  # never rendered
+    assert "Check locking. {{ 7*7 }}" in instructions  # never rendered
     assert secret not in instructions and "[REDACTED:aws-access-key]" in instructions
     assert not marker.exists()
 

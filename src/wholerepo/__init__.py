@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .packer import Pack, PackedFile, pack
+    from .reviewer import ReviewResult
+    from .reviewer.api import review
 
-__all__ = ["Pack", "PackedFile", "__version__", "pack"]
+__all__ = ["Pack", "PackedFile", "ReviewResult", "__version__", "pack", "review"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,6 +19,14 @@ def __getattr__(name: str) -> Any:
         from . import packer
 
         return getattr(packer, name)
+    if name == "review":
+        from .reviewer.api import review
+
+        return review
+    if name == "ReviewResult":
+        from .reviewer.result import ReviewResult
+
+        return ReviewResult
     # Read lazily: importlib.metadata costs tens of milliseconds at start-up.
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from ..settings import LINE_NUMBER_MODES, STYLES, TOKENIZERS
+from ..settings import FIT_MODES, LINE_NUMBER_MODES, STYLES, TOKENIZERS
 from .errors import Interrupts, echo_err
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,6 +57,20 @@ def pack_options(func: F) -> F:
             help="Skip files larger than this [default: 1048576].",
         ),
         click.option("--tracked-only", is_flag=True, default=None, help="Leave out untracked files."),
+        click.option(
+            "--fit",
+            type=click.Choice(FIT_MODES),
+            default=None,
+            help="Over the budget: compress files to outlines before leaving any out, or only leave"
+            " out, by rank [default: compress].",
+        ),
+        click.option(
+            "--explain-ranking",
+            "explain_ranking",
+            is_flag=True,
+            default=False,
+            help="Print every file's rank, score, what was sent and why (on stderr).",
+        ),
         click.option(
             "--line-numbers",
             "line_numbers",
@@ -109,6 +123,7 @@ SETTING_FLAGS = (
     "max_file_size",
     "tracked_only",
     "line_numbers",
+    "fit",
     "base_url",
     "model",
     "api_key_env",
@@ -175,3 +190,39 @@ def check_path(path: Path) -> None:
         raise UsageError(f"path does not exist: {path}")
     if not path.is_dir():
         raise UsageError(f"path is not a directory: {path}")
+
+
+# -- fitting (fit/): what the summaries say about it ----------------------------------------------
+
+
+def print_fit_summary(pack: Any, indent: str = "  ") -> None:
+    """Name the most important files compressed or left out, and where the rest is."""
+    from ..fit.report import most_important, most_important_text
+
+    compressed = sum(1 for f in pack.files if f.status == "compressed")
+    dropped = sum(1 for f in pack.files if f.reason == "over-budget")
+    if compressed or dropped:
+        echo_err(
+            f"{indent}over the budget: {plural(compressed, 'file')} compressed to outlines,"
+            f" {plural(dropped, 'file')} left out (--fit {pack.settings.fit})"
+        )
+    line = most_important_text(most_important(pack.files), getattr(pack, "prefix", ""))
+    if line:
+        echo_err(f"{indent}{line}")
+
+
+def print_explanation(pack: Any, params: dict[str, Any]) -> None:
+    if params.get("explain_ranking"):
+        from ..fit.report import explanation
+
+        echo_err(explanation(pack.files, pack.prefix).rstrip("\n"))
+
+
+def fit_focus(path: Path, base: str | None) -> Any:
+    """``--base``: the files the diff touches rank first."""
+    if not base:
+        return None
+    from ..fit.stage import Focus
+    from ..git.diff import diff_against
+
+    return Focus(frozenset(diff_against(path, base).changed), base)

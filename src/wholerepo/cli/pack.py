@@ -9,7 +9,18 @@ from typing import Any
 import click
 
 from .errors import echo_err, handled_errors
-from .options import check_path, flag_overrides, fmt, pack_options, plural, print_warnings, reporter
+from .options import (
+    check_path,
+    fit_focus,
+    flag_overrides,
+    fmt,
+    pack_options,
+    plural,
+    print_explanation,
+    print_fit_summary,
+    print_warnings,
+    reporter,
+)
 
 
 @click.command("pack")
@@ -25,7 +36,14 @@ from .options import check_path, flag_overrides, fmt, pack_options, plural, prin
     "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Write a JSON list of every file, its status, reason and tokens.",
+    help="Write a JSON list of every file, its status, reason, tokens, and rank when over the budget.",
+)
+@click.option(
+    "--base",
+    metavar="REF",
+    default=None,
+    help="Over the budget, rank the files changed since REF first, then what they import and"
+    " what imports them.",
 )
 @click.pass_context
 def pack_command(ctx: click.Context, /, **params: Any) -> None:
@@ -57,10 +75,19 @@ def pack_command(ctx: click.Context, /, **params: Any) -> None:
             ensure_parent(target)
         progress = reporter(params["quiet"])
         try:
-            result = pack(path, settings, on_progress=progress.update, keep_file_text=False, omit=own)
+            result = pack(
+                path,
+                settings,
+                on_progress=progress.update,
+                keep_file_text=False,
+                omit=own,
+                focus=fit_focus(path, params["base"]),
+                explain=params["explain_ranking"],
+            )
         finally:
             progress.stop()
         print_warnings(result.warnings)
+        print_explanation(result, params)
         private = not settings.redact  # unredacted text: readable by the user only
         if params["manifest"] is not None:
             write_atomic(
@@ -109,3 +136,4 @@ def print_summary(pack: Any) -> None:
         echo_err(f"  redacted {s['redactions']} secrets in {len(files)} files: {shown}")
     if not pack.settings.redact:
         echo_err("  warning: redaction is off (--no-redact): secrets in the files are in the output")
+    print_fit_summary(pack)

@@ -11,7 +11,16 @@ import click
 
 from ..settings import FAIL_ON, FAIL_ON_SCOPES, FORMATS, THINKING
 from .errors import Interrupts, Terminated, echo_err, handled_errors
-from .options import check_path, flag_overrides, fmt, pack_options, plural, print_warnings, reporter
+from .options import (
+    check_path,
+    flag_overrides,
+    fmt,
+    pack_options,
+    plural,
+    print_explanation,
+    print_warnings,
+    reporter,
+)
 
 
 @click.command("review")
@@ -154,7 +163,7 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
 def _dry_run(path: Path, settings: Any, params: dict[str, Any]) -> None:
     """Everything a review would do short of sending the request, and what it would cost."""
     from ..llm.policy import Endpoint, find_api_key, is_deepseek
-    from ..reviewer import dry_run_report, dry_run_text, plan
+    from ..reviewer import dry_run_report, dry_run_text
     from .output import write_stdout
 
     key, names = find_api_key(settings.base_url, settings.api_key_env)
@@ -171,19 +180,33 @@ def _dry_run(path: Path, settings: Any, params: dict[str, Any]) -> None:
     found = _probe(settings, chat, not_asked, _raw_path(params["output"], params["output_dir"]))
     progress = reporter(params["quiet"])
     try:
-        p = plan(
-            path, settings, found.window, model=found.model, base=params["base"], on_progress=progress.update
-        )
+        p = _plan(path, settings, found, params, progress)
     finally:
         progress.stop()
     _write_manifest(p, params)
     print_warnings(p.pack.warnings)
+    print_explanation(p.pack, params)
     report = dry_run_report(p, found.notes)
     as_json = params["formats"] and params["formats"][-1] == "json"
     if as_json:
         write_stdout(json.dumps({"generator": "wholerepo", **report}, indent=2) + "\n")
     else:
         write_stdout(dry_run_text(report))
+
+
+def _plan(path: Path, settings: Any, found: Any, params: dict[str, Any], progress: Any) -> Any:
+    """The review's plan for the window and model the endpoint reported."""
+    from ..reviewer import plan
+
+    return plan(
+        path,
+        settings,
+        found.window,
+        model=found.model,
+        base=params["base"],
+        on_progress=progress.update,
+        explain=params["explain_ranking"],
+    )
 
 
 def _write_manifest(p: Any, params: dict[str, Any]) -> None:
@@ -209,7 +232,7 @@ def _review(
     from ..llm.openai_compat import OpenAICompatible
     from ..llm.policy import Endpoint
     from ..report import render
-    from ..reviewer import failing, left_out, left_out_text, plan, review_blocking
+    from ..reviewer import failing, left_out, left_out_text, review_blocking
     from .output import register_secret, write_atomic, write_stdout
 
     quiet = params["quiet"]
@@ -222,11 +245,10 @@ def _review(
             progress.event(note)
         if found.model != endpoint.model:
             endpoint = replace(endpoint, model=found.model)
-        p = plan(
-            path, settings, found.window, model=found.model, base=params["base"], on_progress=progress.update
-        )
+        p = _plan(path, settings, found, params, progress)
         _write_manifest(p, params)
         print_warnings([*p.pack.warnings, *p.warnings])
+        print_explanation(p.pack, params)
         if not quiet:
             echo_err(
                 f"wholerepo: sending {plural(len(p.pack.included), 'file')},"

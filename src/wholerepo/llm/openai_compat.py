@@ -22,9 +22,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EndpointError
 from .base import (
@@ -39,6 +37,9 @@ from .base import (
     Usage,
 )
 from .policy import RETRY_STATUSES, Endpoint, public_url
+
+if TYPE_CHECKING:
+    import openai
 
 Progress = Callable[[str, int, int], None]
 
@@ -99,7 +100,12 @@ class OpenAICompatible:
         return self.endpoint.model
 
     def _sdk(self) -> openai.AsyncOpenAI:
-        """The SDK client of the running event loop (its connections belong to that loop)."""
+        """The SDK client of the running event loop (its connections belong to that loop).
+
+        The SDK is imported here, at the first request: it takes a second to import, which a
+        dry run, a `models` listing and a pack never pay."""
+        import openai
+
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             ep = self.endpoint
@@ -113,6 +119,8 @@ class OpenAICompatible:
         return self._client
 
     def _headers(self) -> dict[str, Any]:
+        import openai
+
         return {} if self.endpoint.api_key else {"Authorization": openai.Omit()}
 
     async def aclose(self) -> None:
@@ -126,25 +134,12 @@ class OpenAICompatible:
     # -- models -------------------------------------------------------------------------------
 
     async def list_models(self, timeout: float | None = None) -> list[ModelInfo]:
-        """The endpoint's model ids, with vLLM's ``max_model_len`` where it reports one."""
+        """The endpoint's model ids, with vLLM's ``max_model_len`` where it reports one.
+
+        One GET with the standard library, on a thread: no SDK import for a question this small.
+        """
         limit = min(timeout or self.endpoint.timeout, self.endpoint.timeout)
-        try:
-            raw = await self._sdk().models.with_raw_response.list(
-                extra_headers=self._headers(), timeout=limit
-            )
-            body = raw.http_response.content
-        except openai.APIStatusError as exc:
-            raise self._status_error(exc) from None
-        except openai.APITimeoutError:
-            raise EndpointError(
-                f"{public_url(self.endpoint.base_url)} did not answer /models within {limit:g} s",
-                "check --base-url, or raise --timeout",
-            ) from None
-        except openai.APIConnectionError as exc:
-            raise EndpointError(
-                f"cannot reach {public_url(self.endpoint.base_url)}: {self.endpoint.scrub(_describe(exc))}",
-                "check --base-url and that the server is running",
-            ) from None
+        body = await asyncio.to_thread(self._get_models, limit)
         data = _json_or_none(body)
         entries = data.get("data") if isinstance(data, dict) else None
         if not isinstance(entries, list):
@@ -164,6 +159,32 @@ class OpenAICompatible:
             found.append(ModelInfo(entry["id"], window if window and window > 0 else None))
         return found
 
+    def _get_models(self, limit: float) -> bytes:
+        import urllib.error
+        import urllib.request
+
+        where = public_url(self.endpoint.base_url)
+        headers = {"Accept": "application/json", "User-Agent": "wholerepo"}
+        if self.endpoint.api_key:
+            headers["Authorization"] = f"Bearer {self.endpoint.api_key}"
+        request = urllib.request.Request(self.endpoint.base_url.rstrip("/") + "/models", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=limit) as response:
+                return bytes(response.read(RAW_LIMIT))
+        except urllib.error.HTTPError as exc:
+            body = exc.read(RAW_LIMIT) if exc.fp is not None else b""
+            raise self._status_error(exc.code, _message_of(body) or str(exc.reason)) from None
+        except TimeoutError:
+            raise EndpointError(
+                f"{where} did not answer /models within {limit:g} s", "check --base-url, or raise --timeout"
+            ) from None
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise EndpointError(
+                f"cannot reach {where}: {self.endpoint.scrub(_one_line(str(reason)))}",
+                "check --base-url and that the server is running",
+            ) from None
+
     # -- chat ---------------------------------------------------------------------------------
 
     async def complete(self, request: ChatRequest, transcript: Transcript | None = None) -> Reply:
@@ -181,6 +202,8 @@ class OpenAICompatible:
             ) from None
 
     async def _complete(self, request: ChatRequest, transcript: Transcript, deadline: float) -> Reply:
+        import openai
+
         ep = self.endpoint
         json_mode, stream, blank_retried = True, ep.stream, False
         failures = attempts = 0
@@ -227,7 +250,7 @@ class OpenAICompatible:
                     self._event("the endpoint has no JSON mode; asking for JSON in words instead")
                     json_mode = False
                     continue
-                raise self._status_error(exc) from None
+                raise self._status_error(exc.status_code, _error_message(exc)) from None
             if not content.strip() and finish != "length" and not blank_retried:
                 blank_retried = True  # DeepSeek's JSON mode answers spaces when it fails: ask again
                 self._event("the reply was blank; asking once more")
@@ -255,6 +278,8 @@ class OpenAICompatible:
         self, params: dict[str, Any], transcript: Transcript, stream: bool
     ) -> tuple[str, str, str | None, Usage | None]:
         """One HTTP request: (content, reasoning, finish_reason, usage)."""
+        import openai
+
         self._progress("send", 0, 1)
         chat = self._sdk().chat.completions
         try:
@@ -329,9 +354,8 @@ class OpenAICompatible:
             raise _Retry("the stream ended before the reply was complete", "a cut stream")
         return transcript.content, "".join(transcript.reasoning_parts), finish, usage
 
-    def _status_error(self, exc: openai.APIStatusError) -> EndpointError:
-        status = exc.status_code
-        message = self.endpoint.scrub(_one_line(_error_message(exc)))
+    def _status_error(self, status: int, text: str) -> EndpointError:
+        message = self.endpoint.scrub(_one_line(text))
         where = public_url(self.endpoint.base_url)
         if status in (400, 413) and _CONTEXT_LENGTH.search(message):
             found = _WINDOW_IN_MESSAGE.search(message)
@@ -424,6 +448,18 @@ def _describe(exc: BaseException) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())[:500]
+
+
+def _message_of(body: bytes) -> str:
+    """The error message in an error body: ``{"error": {"message": ...}}`` and its variants."""
+    data = _json_or_none(body)
+    if isinstance(data, Mapping):
+        inner = data.get("error", data)
+        if isinstance(inner, Mapping) and isinstance(inner.get("message"), str):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return body.decode("utf-8", "replace").strip()[:500]
 
 
 def _error_message(exc: openai.APIStatusError) -> str:

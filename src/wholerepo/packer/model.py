@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import builtins
 import functools
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..settings import Settings
 from . import select as filters
+
+if TYPE_CHECKING:
+    from ..fit.rank import Ranked
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +29,24 @@ class PackedFile:
     encoding: str | None = None
     redactions: tuple[str, ...] = ()  # kinds of the secrets removed, one entry each
     text: str | None = field(default=None, repr=False)  # the text as sent (redacted, unnumbered)
+    digest: builtins.bytes = field(default=b"", repr=False)  # of the file's bytes when packed
+    # Fitting (fit/), when the repository exceeds the budget or a ranking was asked for:
+    ranked: Ranked | None = field(default=None, repr=False)  # its rank, score and why
+    elided: tuple[tuple[int, int], ...] = ()  # compressed: the original lines not sent
+    full_tokens: int | None = None  # compressed: what the whole file would have cost
+
+    @property
+    def rank(self) -> int | None:
+        """1 = the most important file; None when no ranking was made."""
+        return self.ranked.rank if self.ranked is not None else None
+
+    @property
+    def score(self) -> float | None:
+        return self.ranked.score if self.ranked is not None else None
+
+    @property
+    def why(self) -> tuple[str, ...]:
+        return self.ranked.why if self.ranked is not None else ()
 
     def manifest_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -39,6 +62,10 @@ class PackedFile:
         if self.redactions:
             entry["redactions"] = len(self.redactions)
             entry["redacted_kinds"] = sorted(set(self.redactions))
+        if self.rank is not None:
+            entry.update(rank=self.rank, score=self.score, why=list(self.why))
+        if self.status == "compressed":
+            entry.update(full_tokens=self.full_tokens, elided=[list(r) for r in self.elided])
         return entry
 
 
@@ -57,6 +84,7 @@ class Pack:
     settings: Settings = field(repr=False)
     prefix: str = ""  # the packed directory relative to the repository root ("" or "pkg/")
     warnings: tuple[str, ...] = ()
+    ranking: tuple[Ranked, ...] = ()  # fit/'s order, when it was computed (over budget, or asked)
 
     @functools.cached_property
     def text(self) -> str:
@@ -68,6 +96,11 @@ class Pack:
         return tuple(f for f in self.files if f.status != "skipped")
 
     @property
+    def elided(self) -> dict[str, tuple[tuple[int, int], ...]]:
+        """The compressed files' elided line ranges: findings there cannot be verified."""
+        return {f.path: f.elided for f in self.files if f.status == "compressed"}
+
+    @property
     def skipped(self) -> tuple[PackedFile, ...]:
         return tuple(f for f in self.files if f.status == "skipped")
 
@@ -77,6 +110,15 @@ class Pack:
                 return f
         return None
 
+    @functools.cached_property
+    def texts(self) -> Mapping[str, str]:
+        """Each included file's text exactly as sent (redacted, unnumbered), by path.
+
+        Kept from the run when it kept them; otherwise read again on first use of each file, so
+        a warm pack that reused cached sections pays only for the files a caller looks at.
+        """
+        return FileTexts(self)
+
     def manifest(self) -> dict[str, Any]:
         return {
             "generator": "wholerepo",  # also how a later pack recognises this file as ours
@@ -84,11 +126,40 @@ class Pack:
             "budget": self.budget,
             "prompt_tokens": self.prompt_tokens,
             "style": self.style,
+            "fit": self.settings.fit,
             "line_numbers": self.settings.line_numbers,
             "in_git": self.in_git,
             "redactions": sum(len(f.redactions) for f in self.files),
             "files": [f.manifest_entry() for f in self.files],
         }
+
+
+class FileTexts(Mapping[str, str]):
+    """The included files' texts as sent, read again lazily where the pack did not keep them."""
+
+    def __init__(self, pack: Pack) -> None:
+        self._pack = pack
+        self._files = {f.path: f for f in pack.included}
+        self._texts: dict[str, str] = {}
+
+    def __getitem__(self, path: str) -> str:
+        f = self._files[path]
+        if f.text is not None:
+            return f.text
+        if path not in self._texts:
+            from .run import file_text
+
+            self._texts[path] = file_text(self._pack, f)
+        return self._texts[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._files)
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._files
 
 
 def summarize(pack: Pack, top: int = 5) -> dict[str, Any]:

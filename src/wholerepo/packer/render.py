@@ -149,12 +149,14 @@ def render_section(style: str, entry: Entry, last: bool) -> str:
         if entry.status != "included":
             attrs += f" status={quoteattr(entry.status)}"
         return f"<file {attrs}>\n{_xml_text(text)}</file>\n"
+    # A compressed file (fit/) says so: xml and json in an attribute, markdown and plain in words.
+    marked = "" if entry.status == "included" else f" ({entry.status})"
     if style == "markdown":
         fence = _backtick_fence(text)
-        return f"## File: {entry.path}\n\n{fence}{entry.language}\n{text}{fence}\n\n"
+        return f"## File: {entry.path}{marked}\n\n{fence}{entry.language}\n{text}{fence}\n\n"
     if style == "plain":
         rule = _equals_rule(text)
-        return f"{rule}\nFile: {entry.path}\n{rule}\n{text}\n"
+        return f"{rule}\nFile: {entry.path}{marked}\n{rule}\n{text}\n"
     if style == "json":
         item = {"path": entry.path, "lines": entry.lines, "content": entry.text}
         if entry.status != "included":

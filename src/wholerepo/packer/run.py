@@ -16,13 +16,13 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..git.listing import Candidate, FileTooLarge, Listing, NotAFile, Reader, discover, read_bytes
 from ..git.repo import work_tree
 from ..redact.paths import redact_path
-from ..sanitize import escape_path
+from ..sanitize import escape_path, unescape_path
 from ..settings import FIELDS, Settings, Trust, load_settings
 from ..tokens import Tokenizer, may_need_defang
 from ..tokens.counter import Batch, TokenCounter, text_key
@@ -32,6 +32,9 @@ from . import render as styles
 from . import select as filters
 from .cache import FileResult, TokenCache, default_cache_dir
 from .model import Pack, PackedFile
+
+if TYPE_CHECKING:
+    from ..fit.stage import FitStage, Focus
 
 Progress = Callable[[str, int, int], None]
 
@@ -52,9 +55,10 @@ class _Work:
     redactions: tuple[str, ...] = ()
     section: str = ""
     tokens: int = -1  # -1 until counted
+    count_key: str = ""  # the cache key of the section's count, once submitted
 
     def result(self, tokenizer: str) -> FileResult:
-        count_key = text_key(tokenizer, self.section) if self.reason is None else ""
+        count_key = (self.count_key or text_key(tokenizer, self.section)) if self.reason is None else ""
         return FileResult(self.reason, self.encoding, self.lines, count_key, self.redactions, self.section)
 
     def reuse(self, known: FileResult) -> None:
@@ -142,6 +146,8 @@ def pack(
     tokenizer: Tokenizer | str | None = None,
     keep_file_text: bool = True,
     omit: Iterable[str | os.PathLike[str]] = (),
+    focus: Focus | None = None,
+    explain: bool = False,
     **options: Any,
 ) -> Pack:
     """Pack the repository (or plain directory) at ``path``.
@@ -151,6 +157,8 @@ def pack(
     file's text once its section is rendered (``PackedFile.text`` is then None), which keeps the
     peak memory near twice the output's size. ``omit`` names files the caller writes (its output
     and manifest): left out of the listing, so packing twice into the repository gives the same text.
+    ``focus`` (the files a diff changed) ranks those files and their imports first when the
+    repository exceeds the budget; ``explain`` ranks the files even when everything fits.
     """
     if isinstance(tokenizer, str):  # the setting (a tokenizer's name), not a loaded Tokenizer
         options["tokenizer"], tokenizer = tokenizer, None
@@ -198,12 +206,20 @@ def pack(
     computed: list[_Work] = []  # files decoded in this run (not taken from the cache)
     batches: list[tuple[list[_Work], Batch]] = []  # sections being counted meanwhile
     reader = Reader(listing.root)
+    # Over the budget, fit/ parses each decoded file while its text is at hand, and the sections
+    # the cache has are read only for the files sent.
+    lazy = budgeting.likely_over(text_bytes, settings)
+
+    def make_stage() -> FitStage:
+        return budgeting.fit_stage(listing, settings, counter, cache, focus, code_digest())
+
+    stage = make_stage() if explain or lazy else None
     try:
         for start in range(0, len(work), _CHUNK):
             chunk = work[start : start + _CHUNK]
             for w in chunk:
                 _read(reader, w, rules, render_key)
-            known = cache.get_files([w.key for w in chunk if w.key]) if reuse else {}
+            known = cache.get_files([w.key for w in chunk if w.key], not lazy) if reuse else {}
             fresh = []
             for w in chunk:
                 if w.key in known:
@@ -217,9 +233,14 @@ def pack(
                 _redact(fresh, cache)
             for w in fresh:
                 _render(w, settings, counter)
+                if stage is not None:
+                    stage.see(w.candidate.path, w.key, w.content, w.text or "")
                 if not keep_file_text:
                     w.text = None
-            batches.append((fresh, counter.submit([w.section for w in fresh])))
+            batch = counter.submit([w.section for w in fresh])
+            for w, key in zip(fresh, batch.keys, strict=True):
+                w.count_key = key
+            batches.append((fresh, batch))
             progress("read", min(start + _CHUNK, len(work)), len(work))
         # Stored while the last counts are still being made; a result is used only with its count.
         if store:
@@ -229,21 +250,25 @@ def pack(
                 w.tokens = n
             progress("count", done, len(batches))
         kept = [w for w in work if w.reason is None]
-        chosen, text, prompt_tokens = budgeting.fit(listing, work, kept, settings, counter)
+        reread = functools.partial(_texts_again, reader, work, rules, render_key, counter, cache, settings)
+        sections = functools.partial(_sections_again, reader, rules, render_key, counter, cache, settings)
+        fitted = budgeting.fit(
+            listing, work, kept, settings, counter, lambda: stage or make_stage(), reread, sections, explain
+        )
     finally:
         reader.close()
         counter.close()
         cache.close()
 
-    files = tuple(_packed(w, chosen, settings.redact) for w in work)
+    files = tuple(_packed(w, fitted, settings.redact) for w in work)
     prefix = ""
     if listing.repo_root is not None and listing.repo_root != listing.root:
         prefix = escape_path(listing.root.relative_to(listing.repo_root).as_posix() + "/")
     return Pack(
         root=listing.root,
         files=files,
-        parts=text,
-        prompt_tokens=prompt_tokens,
+        parts=fitted.parts,
+        prompt_tokens=fitted.tokens,
         tokenizer=settings.tokenizer,
         budget=settings.pack_budget,
         style=settings.style,
@@ -251,6 +276,7 @@ def pack(
         settings=settings,
         prefix=prefix,
         warnings=tuple(warnings),
+        ranking=fitted.ranking,
     )
 
 
@@ -423,21 +449,118 @@ def _numbered(text: str, settings: Settings) -> str:
     return styles.number_lines(text, settings.line_numbers, settings.line_number_interval)
 
 
-def _packed(w: _Work, chosen: set[str], redact: bool) -> PackedFile:
+def _packed(w: _Work, fitted: budgeting.Fitted, redact: bool) -> PackedFile:
     path = w.candidate.path
     if w.reason is not None:
         if redact:  # a token in a file or directory name: skipped (reason secret), name shown redacted
             path = redact_path(path)[0]
         return PackedFile(path, "skipped", w.reason, 0, w.size, 0, w.encoding)
-    if path not in chosen:
+    ranked = fitted.ranked(path)
+    outcome = fitted.outcome
+    status = outcome.status.get(path, "included") if outcome is not None else "included"
+    if status == "over-budget":
         return PackedFile(
-            path,
-            "skipped",
-            str(filters.Reason.OVER_BUDGET),
-            w.tokens,
-            w.size,
-            w.lines,
-            w.encoding,
-            w.redactions,
-        )
-    return PackedFile(path, "included", None, w.tokens, w.size, w.lines, w.encoding, w.redactions, w.text)
+            path, "skipped", str(filters.Reason.OVER_BUDGET), w.tokens, w.size, w.lines, w.encoding,
+            w.redactions, ranked=ranked,
+        )  # fmt: skip
+    if status == "compressed":
+        assert outcome is not None
+        c = outcome.compressed[path]
+        return PackedFile(
+            path, "compressed", c.reason, c.tokens, w.size, w.lines, w.encoding, w.redactions, w.text,
+            digest=w.content, elided=c.elided, full_tokens=w.tokens, ranked=ranked,
+        )  # fmt: skip
+    return PackedFile(
+        path, "included", None, w.tokens, w.size, w.lines, w.encoding, w.redactions, w.text,
+        digest=w.content, ranked=ranked,
+    )  # fmt: skip
+
+
+# -- fitting (fit/): the packer's side of the seam --------------------------------------------------
+
+
+def _sections_again(
+    reader: Reader,
+    rules: filters.Rules,
+    render_key: bytes,
+    counter: TokenCounter,
+    cache: TokenCache,
+    settings: Settings,
+    works: Iterable[_Work],
+) -> None:
+    """Give files taken from the cache without their section (``get_files(..., False)``) their
+    section: from the cache, else rendered again from the file."""
+    lazy = [w for w in works if not w.section]
+    if not lazy:
+        return
+    found = cache.get_sections([w.key for w in lazy])
+    for w in lazy:
+        w.section = found.get(w.key, "")
+        if not w.section:  # gone from the cache meanwhile: the same bytes render the same section
+            again = _Work(w.candidate)
+            _read(reader, again, rules, render_key)
+            _decode(again)
+            if settings.redact:
+                _redact([again], cache)
+            _render(again, settings, counter)
+            w.section = again.section
+            if again.key != w.key:  # and the file changed since it was counted: count it again
+                w.tokens = counter.count(w.section)
+
+
+def _texts_again(
+    reader: Reader,
+    work: list[_Work],
+    rules: filters.Rules,
+    render_key: bytes,
+    counter: TokenCounter,
+    cache: TokenCache,
+    settings: Settings,
+    paths: Iterable[str],
+) -> dict[str, str]:
+    """The text as sent (decoded, redacted, defanged) of files whose text was not kept; a file
+    whose bytes changed since it was counted is left out."""
+    wanted = set(paths)
+    fresh = []
+    kept_text = {}
+    for w in work:
+        if w.candidate.path in wanted and w.reason is None and w.text is not None:
+            kept_text[w.candidate.path] = w.text  # decoded in this run and kept (keep_file_text)
+        elif w.candidate.path in wanted:
+            again = _Work(w.candidate)
+            _read(reader, again, rules, render_key)
+            if again.key == w.key and again.reason is None:
+                _decode(again)
+                if again.reason is None:
+                    fresh.append(again)
+    if settings.redact:
+        _redact(fresh, cache)
+    return kept_text | {w.candidate.path: counter.defang(w.text or "") for w in fresh}
+
+
+class FileChanged(UsageError):
+    """A packed file changed on disk before its text was read again."""
+
+
+def file_text(pack: Pack, f: PackedFile) -> str:
+    """``f``'s text exactly as ``pack`` sent it: read, decoded, redacted and defanged again.
+
+    Each step is a pure function of the file's bytes, so the text equals the one the section was
+    rendered from, as long as the bytes are the same (checked against the pack's digest).
+    """
+    settings = pack.settings
+    try:  # opened by the name the file system gives it (f.path is shown escaped)
+        data = read_bytes(pack.root, unescape_path(f.path), settings.max_file_size)
+    except (OSError, FileTooLarge) as exc:
+        raise FileChanged(f"{f.path} cannot be read again: {exc}") from exc
+    if f.digest and hashlib.blake2b(data, digest_size=20).digest() != f.digest:
+        raise FileChanged(f"{f.path} changed on disk during the review")
+    decoded = decoding.decode(data)
+    if not isinstance(decoded, decoding.Decoded):
+        raise FileChanged(f"{f.path} is no longer text")
+    text = decoded.text
+    if settings.redact:
+        from ..redact import Redactor
+
+        text = Redactor().redact(f.path, text)[0]
+    return TokenCounter(settings.tokenizer).defang(text)

@@ -89,6 +89,7 @@ SECRET_PATHS = (
     ".azure/accessTokens.json",
     ".azure/msal_token_cache.json",
 )
+_SECRET_PATH_NAMES = frozenset(p.rsplit("/", 1)[-1] for p in SECRET_PATHS)
 SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", ".ppk")
 SECRET_TEMPLATES = (".example", ".sample", ".template", ".dist", ".defaults")
 
@@ -101,7 +102,7 @@ def is_secret_file(path: str) -> bool:
     name = path.rsplit("/", 1)[-1]
     if name in SECRET_NAMES or name.endswith(SECRET_SUFFIXES):
         return True
-    if any(path == p or path.endswith("/" + p) for p in SECRET_PATHS):
+    if name in _SECRET_PATH_NAMES and any(path == p or path.endswith("/" + p) for p in SECRET_PATHS):
         return True
     return name.startswith(".env.") and not name.endswith(SECRET_TEMPLATES)
 

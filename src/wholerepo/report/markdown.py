@@ -44,6 +44,7 @@ REASONS = {
     "invalid-category": "the category is not one of the known categories",
     "missing-title": "the finding has neither a title nor a body",
     "invalid-finding": "the item is not a finding object",
+    "elided": "the lines were elided from a compressed file, so the model could not have read them",
     **UNANCHORED_REASONS,
 }
 # How each verified finding's lines were decided, as the report says it.

@@ -395,15 +395,16 @@ def verify(
     files: Mapping[str, str],
     *,
     changed_lines: Mapping[str, frozenset[int]] | None = None,
+    elided: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> Verification:
     """Check every item against the packed files: verified, unanchored or unverified.
 
     Only ``files`` is consulted: a path is verified only if it is a key there, never opened.
-    The work is done in wholerepo.verify; this name stays for its callers.
+    The work is done in reviewer/verify.py; this name stays for its callers.
     """
     from .verify import verify_items
 
-    return verify_items(items, files, changed_lines=changed_lines)
+    return verify_items(items, files, changed_lines=changed_lines, elided=elided)
 
 
 def resolve_path(value: object, files: Mapping[str, str]) -> tuple[str | None, str]:

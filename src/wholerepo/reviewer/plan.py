@@ -24,14 +24,23 @@ from ..llm.base import (
 )
 from ..llm.policy import DEFAULT_MODEL, is_deepseek, public_url
 from ..packer import Pack, pack
+from ..packer.cache import TokenCache, default_cache_dir
 from ..packer.changes import hidden
 from ..settings import Settings
-from ..tokens import get_tokenizer
+from ..tokens.counter import TokenCounter
 from .findings import (
     example_reply,
     response_schema,
 )
-from .prompts import SYSTEM, Instructions, diff_block, render_instructions, repository_block, user_message
+from .prompts import (
+    REPOSITORY_HEAD,
+    REPOSITORY_TAIL,
+    SYSTEM,
+    Instructions,
+    diff_block,
+    render_instructions,
+    user_message,
+)
 from .result import NotSent
 
 Progress = Callable[[str, int, int], None]
@@ -80,9 +89,10 @@ class Plan:
     warnings: tuple[str, ...] = ()
 
     @property
-    def files(self) -> dict[str, str]:
-        """Each included file's text as sent: what findings are verified against."""
-        return {f.path: f.text for f in self.pack.included if f.text is not None}
+    def files(self) -> Mapping[str, str]:
+        """Each included file's text as sent: what findings are verified against (read again
+        lazily, only for the files findings name)."""
+        return self.pack.texts
 
     @property
     def prefix(self) -> str:
@@ -153,8 +163,12 @@ def plan(
     model: str | None = None,
     base: str | None = None,
     on_progress: Progress | None = None,
+    explain: bool = False,
 ) -> Plan:
-    """Pack ``path`` into the room the window leaves and build the exact request."""
+    """Pack ``path`` into the room the window leaves and build the exact request.
+
+    Over the budget, the files the diff touches rank first (fit/); ``explain`` ranks the files
+    even when everything fits (``--explain-ranking``)."""
     warnings: list[str] = []
     diff = None
     if base:
@@ -163,7 +177,7 @@ def plan(
     if diff is not None and not diff.text.strip():
         warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
         diff = None
-    tokenizer = get_tokenizer(settings.tokenizer)
+    counter = TokenCounter(settings.tokenizer)  # control tokens only, for defanging
     instructions = render_instructions(
         settings.prompt,
         schema=response_schema(),
@@ -175,15 +189,22 @@ def plan(
     # What is sent is redacted and defanged, the instructions too: a configuration's text can
     # hold a key, and a template can print anything.
     instructions = replace(
-        instructions, text=tokenizer.defang_untrusted(_redacted("instructions", instructions.text, settings))
+        instructions, text=counter.defang(_redacted("instructions", instructions.text, settings))
     )
     # The diff holds removed lines too: the very secret a change deletes must not be sent. Like
     # the pack, it cannot close its block: framing markers in it are broken.
     diff_text = None
     if diff is not None:
-        diff_text = tokenizer.defang_untrusted(_redacted_diff(diff.text, settings))
-    around = repository_block("") + (diff_block(diff_text, base or "") if diff_text is not None else "")
-    fixed = tokenizer.count(SYSTEM) + tokenizer.count(around) + tokenizer.count(instructions.text)
+        diff_text = counter.defang(_redacted_diff(diff.text, settings))
+    # Everything but the pack, counted in the pieces the message is made of: the pack sits between
+    # a head that ends in a newline and a tail that starts with "<", both pre-tokenizer
+    # boundaries, so the pack's own exact count adds up with theirs.
+    tail = (
+        REPOSITORY_TAIL
+        + (diff_block(diff_text, base or "") if diff_text is not None else "")
+        + instructions.text
+    )
+    fixed = sum(_count([SYSTEM, REPOSITORY_HEAD, tail], settings))
     max_tokens = settings.max_output_tokens
     room = window.tokens - fixed - TEMPLATE_MARGIN - max_tokens
     flags = "lower --max-output-tokens, raise --context-window if the endpoint's window is larger"
@@ -198,14 +219,23 @@ def plan(
         )
     budget = min(room, settings.budget) if settings.budget is not None else room
     try:
-        packed = pack(path, replace(settings, budget=budget), on_progress=on_progress)
+        # The files' texts are read again only for the findings that name them: a warm pack can
+        # reuse every cached section.
+        packed = pack(
+            path,
+            replace(settings, budget=budget),
+            on_progress=on_progress,
+            keep_file_text=False,
+            focus=_focus(diff),
+            explain=explain,
+        )
     except BudgetError as exc:
         raise PromptTooLargeError(
             f"the prompt does not fit: {exc.message} ({window.tokens:,}-token window, {window.source})",
             flags,
         ) from exc
     user = user_message(packed.text, instructions.text, diff_text, base)
-    prompt_tokens = tokenizer.count(SYSTEM) + tokenizer.count(user)
+    prompt_tokens = fixed + packed.prompt_tokens
     if prompt_tokens + max_tokens > window.tokens:
         raise PromptTooLargeError(
             f"the prompt does not fit: {prompt_tokens:,} prompt tokens + {max_tokens:,} output tokens"
@@ -229,6 +259,25 @@ def plan(
     )
 
 
+def _focus(diff: Diff | None) -> Any:
+    if diff is None:
+        return None
+    from ..fit.stage import Focus
+
+    return Focus(frozenset(diff.changed), diff.ref)
+
+
+def _count(texts: list[str], settings: Settings) -> list[int]:
+    """Exact counts through the cache: a warm plan never loads the tokenizer."""
+    cache = TokenCache(default_cache_dir() if settings.cache else None)
+    counter = TokenCounter(settings.tokenizer, store=cache if cache.enabled else None)
+    try:
+        return counter.count_many(texts)
+    finally:
+        counter.close()
+        cache.close()
+
+
 def _redacted(name: str, text: str, settings: Settings) -> str:
     if not settings.redact:
         return text
@@ -246,9 +295,13 @@ def _redacted_diff(text: str, settings: Settings) -> str:
 
 
 def left_out(p: Plan, top: int = 5) -> dict[str, Any] | None:
-    """Files that did not fit: how many, their tokens and the directories that lost most."""
+    """Files that did not fit: how many, their tokens and the directories that lost most; how
+    many went compressed; the most important of both, by rank."""
+    from ..fit.report import most_important
+
     dropped = [f for f in p.pack.skipped if f.reason == "over-budget"]
-    if not dropped:
+    compressed = [f for f in p.pack.files if f.status == "compressed"]
+    if not dropped and not compressed:
         return None
     dirs: dict[str, int] = {}
     for f in dropped:
@@ -261,6 +314,8 @@ def left_out(p: Plan, top: int = 5) -> dict[str, Any] | None:
         "directories": [
             {"path": d, "files": n} for d, n in sorted(dirs.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
         ],
+        "compressed": len(compressed),
+        "most_important": [{**e, "path": p.prefix + e["path"]} for e in most_important(p.pack.files)],
     }
 
 
@@ -310,11 +365,21 @@ def dry_run_report(p: Plan, probe_notes: tuple[str, ...] = ()) -> dict[str, Any]
 def left_out_text(info: Mapping[str, Any] | None) -> str | None:
     if not info:
         return None
-    dirs = ", ".join(f"{d['path']} {d['files']}" for d in info["directories"])
-    return (
-        f"{info['files']:,} files ({info['tokens']:,} tokens) do not fit and will not be sent;"
-        f" most from: {dirs} (the manifest, --manifest FILE, lists them)"
-    )
+    from ..fit.report import most_important_text
+
+    said = []
+    if info["files"]:
+        dirs = ", ".join(f"{d['path']} {d['files']}" for d in info["directories"])
+        said.append(
+            f"{info['files']:,} files ({info['tokens']:,} tokens) do not fit and will not be sent;"
+            f" most from: {dirs} (the manifest, --manifest FILE, lists them)"
+        )
+    if info.get("compressed"):
+        said.append(f"{info['compressed']:,} files will be sent compressed to outlines")
+    named = most_important_text(info.get("most_important", []))
+    if named:
+        said.append(named)
+    return "; ".join(said)
 
 
 def dry_run_text(report: Mapping[str, Any]) -> str:

@@ -199,7 +199,9 @@ def _result(
 ) -> ReviewResult:
     settings = p.settings
     items = [_local_path(item, p.prefix) for item in parsed.items] if p.prefix else list(parsed.items)
-    checked = verify(items, p.files, changed_lines=p.diff.changed if p.diff is not None else None)
+    checked = verify(
+        items, p.files, changed_lines=p.diff.changed if p.diff is not None else None, elided=p.pack.elided
+    )
     verified, unverified, unanchored = checked.verified, checked.unverified, checked.unanchored
     if p.prefix:  # reports name files from the repository root, where code scanning looks
         verified = tuple(replace(f, path=p.prefix + f.path) for f in verified)

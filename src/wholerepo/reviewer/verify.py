@@ -97,16 +97,27 @@ def verify_items(
     files: Mapping[str, str],
     *,
     changed_lines: Mapping[str, frozenset[int]] | None = None,
+    elided: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> Verification:
-    """Check every item against the packed files: verified, unanchored or unverified (rejected)."""
+    """Check every item against the packed files: verified, unanchored or unverified (rejected).
+
+    ``elided``: for files sent compressed, the line ranges the model was not shown. Quotes are
+    checked against the whole file, but a finding placed on those lines is unverified (reason
+    ``elided``): the model cannot have seen them.
+    """
     context = _Context(files)
+    unseen = elided or {}
     verified: list[Finding] = []
     unverified: list[Unverified] = []
     unanchored: list[Unverified] = []
     for raw in items:
         kind, outcome = _verify_one(raw, context)
-        if isinstance(outcome, Finding):
+        if isinstance(outcome, Finding) and _overlaps(unseen.get(outcome.path, ()), outcome):
+            unverified.append(_on_elided_lines(outcome))
+        elif isinstance(outcome, Finding):
             verified.append(outcome)
+        elif kind == "unanchored" and _cites_unseen(unseen, outcome):
+            unverified.append(replace(outcome, reason="elided"))
         elif kind == "unanchored":
             unanchored.append(outcome)
         else:
@@ -240,6 +251,34 @@ def _finding(
         moved_from=moved_from,
         location=location,
         replacement=fields.replacement,
+    )
+
+
+def _overlaps(ranges: Sequence[tuple[int, int]], f: Finding) -> bool:
+    """Whether ``f``'s lines touch any of ``ranges`` (a compressed file's elided lines)."""
+    return any(a <= f.end_line and f.start_line <= b for a, b in ranges)
+
+
+def _cites_unseen(unseen: Mapping[str, Sequence[tuple[int, int]]], u: Unverified) -> bool:
+    """Whether an unplaced finding cites lines the model was not shown."""
+    if not u.path or u.start_line is None:
+        return False
+    end = u.end_line if u.end_line is not None else u.start_line
+    return any(a <= end and u.start_line <= b for a, b in unseen.get(u.path, ()))
+
+
+def _on_elided_lines(f: Finding) -> Unverified:
+    return Unverified(
+        "elided",
+        f.path,
+        f.start_line,
+        f.end_line,
+        f.severity,
+        f.category,
+        f.title,
+        f.body,
+        f.suggestion,
+        f.quote,
     )
 
 

@@ -20,6 +20,7 @@ else:  # pragma: no cover - Python 3.10
 DEFAULT_BUDGET = 1_048_576
 STYLES = ("xml", "markdown", "plain", "json")
 LINE_NUMBER_MODES = ("all", "sparse", "none")
+FIT_MODES = ("compress", "rank")  # over the budget: compress then drop, or drop by rank only
 SEVERITIES = ("info", "low", "medium", "high", "critical")
 FAIL_ON = ("none", *SEVERITIES)
 FAIL_ON_SCOPES = ("diff", "all")
@@ -45,6 +46,7 @@ REPOSITORY_KEYS = frozenset(
         "tracked_only",
         "line_numbers",
         "line_number_interval",
+        "fit",
         "model",
         "prompt",  # a built-in name only
         "instructions",  # plain text, never a template
@@ -71,6 +73,7 @@ class Settings:
     tracked_only: bool = False
     line_numbers: str = "sparse"
     line_number_interval: int = 10
+    fit: str = "compress"
     cache: bool = True
     redact: bool = True
     # review
@@ -101,6 +104,7 @@ class Settings:
         _check_choice("style", self.style, STYLES)
         _check_choice("tokenizer", self.tokenizer, TOKENIZERS)
         _check_choice("line_numbers", self.line_numbers, LINE_NUMBER_MODES)
+        _check_choice("fit", self.fit, FIT_MODES)
         _check_choice("fail_on", self.fail_on, FAIL_ON)
         if self.fail_on_scope is not None:
             _check_choice("fail_on_scope", self.fail_on_scope, FAIL_ON_SCOPES)

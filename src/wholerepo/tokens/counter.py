@@ -55,7 +55,7 @@ def available_cpus() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-Work = tuple["Future[int] | Future[list[int]]", list[str]]
+Work = tuple["Future[int] | Future[list[int]]", list[str], list[str]]  # a future, its texts and keys
 
 
 class Batch:
@@ -70,17 +70,21 @@ class Batch:
         self._work = work
         self._counts: list[int] | None = None
 
+    @property
+    def keys(self) -> list[str]:
+        """The cache key of each text's count, in order."""
+        return self._keys
+
     def result(self) -> list[int]:
         if self._counts is None:
             fresh: dict[str, int] = {}
-            for future, texts in self._work:
+            for future, texts, keys in self._work:
                 try:
                     value = future.result()
                 except BrokenExecutor:  # the worker process died: the same counts here
                     value = [self._counter.tokenizer.count_sent(t) for t in texts]
                 values = value if isinstance(value, list) else [value]
-                for text, n in zip(texts, values, strict=True):
-                    fresh[text_key(self._counter.name, text)] = n
+                fresh.update(zip(keys, values, strict=True))
             self._counter._remember(fresh)
             self._known.update(fresh)
             self._counts = [self._known[k] for k in self._keys]
@@ -182,17 +186,18 @@ class TokenCounter:
         known = self._store.get_many(keys) if self._store is not None else {}
         with self._lock:
             known.update((k, self._pending[k]) for k in keys if k in self._pending and k not in known)
-        missing = list({k: t for k, t in zip(keys, texts, strict=True) if k not in known}.values())
+        missing = {k: t for k, t in zip(keys, texts, strict=True) if k not in known}
         return Batch(self, keys, known, self._start(missing) if missing else [])
 
     def _remember(self, fresh: dict[str, int]) -> None:
         with self._lock:
             self._pending.update(fresh)
 
-    def _start(self, texts: list[str]) -> list[Work]:
+    def _start(self, missing: dict[str, str]) -> list[Work]:
+        texts, keys = list(missing.values()), list(missing)
         if self._process is not None:
             try:
-                return [(self._process.submit(_worker_count, texts), texts)]
+                return [(self._process.submit(_worker_count, texts), texts, keys)]
             except (RuntimeError, BrokenExecutor):  # the worker process broke: count here instead
                 self._stop_process()
         count = self.tokenizer.count_sent  # loaded on this thread, before a counting thread starts
@@ -200,7 +205,7 @@ class TokenCounter:
             self._threads = ThreadPoolExecutor(
                 max_workers=available_cpus(), thread_name_prefix="wholerepo-count"
             )
-        return [(self._threads.submit(count, t), [t]) for t in texts]
+        return [(self._threads.submit(count, t), [t], [k]) for k, t in zip(keys, texts, strict=True)]
 
     def flush(self) -> None:
         """Store the counts made so far."""
