@@ -563,6 +563,27 @@ def test_a_changed_count_in_the_cache_is_never_served(make_repo: MakeRepo, isola
     assert (repo.parent / "warm.json").read_text() == (repo.parent / "cold.json").read_text()
 
 
+def test_changed_rows_of_the_fitting_tables_are_never_served(make_repo: MakeRepo, isolated_env: Path) -> None:
+    # Over the budget, outlines, their counts and the ranking are cached too (parses, blobs).
+    body = "".join(f"def g{j}(x):\n    return helper(x) + {j}\n\n" for j in range(40))
+    files = {f"m{i}.py": f"from m{(i + 1) % 30} import helper\n\n" + body for i in range(30)}
+    repo = make_repo(files, name="fit-cached")
+    cold = cli("pack", str(repo), "--budget", "8000", "--manifest", str(repo.parent / "cold.json"))
+    assert cold.exit_code == 0, cold.stderr
+    assert '"status": "included"' in (repo.parent / "cold.json").read_text()  # some files fit, not all
+    assert '"reason": "over-budget"' in (repo.parent / "cold.json").read_text() or "compressed" in cold.stdout
+    [db] = (isolated_env / "cache").glob("*.sqlite")
+    con = sqlite3.connect(db)
+    with con:
+        changed = con.execute("UPDATE blobs SET value = replace(value, '1', '2')").rowcount
+        changed += con.execute("UPDATE parses SET meta = replace(meta, '1', '3')").rowcount
+    con.close()
+    assert changed > 0
+    warm = cli("pack", str(repo), "--budget", "8000", "--manifest", str(repo.parent / "warm.json"))
+    assert warm.stdout == cold.stdout
+    assert (repo.parent / "warm.json").read_text() == (repo.parent / "cold.json").read_text()
+
+
 # -- standard streams, configuration values ------------------------------------------------------
 
 

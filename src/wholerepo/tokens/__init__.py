@@ -69,13 +69,9 @@ def break_framing(text: str) -> str:
 
 
 def may_need_defang(text: str) -> bool:
-    """False when ``text`` holds neither a control token nor a framing marker (see defang_untrusted)."""
+    """False when ``text`` holds neither a control token nor a framing marker: nothing for
+    ``TokenCounter.defang`` (which breaks both in repository text) to do."""
     return "<" in text or "｜" in text
-
-
-def defang_untrusted(text: str, special: tuple[str, ...]) -> str:
-    """Repository text made safe to embed: framing markers and control tokens broken."""
-    return defang(break_framing(text), special)
 
 
 def may_hold_control_token(text: str) -> bool:
@@ -112,10 +108,6 @@ class Tokenizer:
     def defang(self, text: str) -> str:
         """Break control-token strings in repository text so no server reads them as markup."""
         return defang(text, self.special)
-
-    def defang_untrusted(self, text: str) -> str:
-        """``defang``, and the request's framing markers broken too: for repository text."""
-        return defang_untrusted(text, self.special)
 
 
 def defang(text: str, special: tuple[str, ...]) -> str:
