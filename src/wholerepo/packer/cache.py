@@ -57,12 +57,8 @@ class FileResult:
 
 
 def _digest(*fields: str | None) -> str:
-    """A digest of ``fields``, each framed by its length (None distinct from every string)."""
-    h = hashlib.blake2b(digest_size=16)
-    for value in fields:
-        data = b"\xff" if value is None else value.encode("utf-8", "surrogatepass")
-        h.update(len(data).to_bytes(8, "big") + data)
-    return h.hexdigest()
+    """A digest of ``fields`` (their repr: each string quoted and escaped, None distinct)."""
+    return hashlib.blake2b(repr(fields).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 def count_check(key: str, tokens: int) -> str:
