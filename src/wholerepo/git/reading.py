@@ -175,13 +175,16 @@ def _read_upto(fd: int, expected: int, limit: int | None) -> bytes:
     while True:
         if limit is not None:
             want = min(want, limit + 1 - total)
-        chunk = os.read(fd, max(1, want))
+        asked = max(1, want)
+        chunk = os.read(fd, asked)
         if not chunk:
             break
         parts.append(chunk)
         total += len(chunk)
         if limit is not None and total > limit:
             raise FileTooLarge(total)
+        if len(chunk) < asked:  # a regular file reads short only at its end
+            break
         want = _CHUNK
     return b"".join(parts)
 
