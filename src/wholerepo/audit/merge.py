@@ -96,7 +96,9 @@ def merge(info: AuditInfo, shards: Sequence[ShardResult]) -> Merged:
         for i in failed:
             got = by_index.get(i)
             what.append(
-                f"shard {i} {s.status}: {s.error}" if s is not None and s.error else f"shard {i} missing"
+                f"shard {i} {got.status}: {got.error}"
+                if got is not None and got.error
+                else f"shard {i} missing"
             )
         reasons.append(f"{len(failed)} of {len(info.selected)} shards did not finish ({'; '.join(what)})")
     for s, r in results:

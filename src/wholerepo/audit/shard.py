@@ -1,8 +1,9 @@
 """The cut: a repository's files into shards, each one request, along the code's structure.
 
 1. **Where a file belongs.** A file sits in its directory, except a test outside the package it
-   tests (``tests/test_x.py`` importing ``src/pkg/x.py``): for the cut it sits beside the
-   directory holding most of what it imports, so a package and its tests land together.
+   tests (``tests/test_x.py`` importing ``src/pkg/x.py``): for the cut it sits in the directory
+   holding most of what it imports, right after the file it imports there, so a package and its
+   tests land together (and a test joins its module's atom when they are small enough).
 2. **Atoms.** Within a directory, tightly coupled files (an import either way, a header and its
    implementation: graph.py edges of weight >= ``TIGHT``) are joined, strongest edges first, up to
    ``ATOM_SHARE`` of a shard; an atom is never split.
@@ -33,7 +34,7 @@ from ..fit.rank import role
 TIGHT = 0.5  # graph.py: 1.0 an import, 0.5 header -> implementation, <= 0.25 shared names
 ATOM_SHARE = 1 / 3  # the largest atom, as a share of a shard
 FILL = 0.9  # a shard filled less than this opens the next directory to fill itself
-TESTS_DIR = "\uffff"  # where moved tests sit in their package's directory: after its own entries
+TESTS_DIR = "\uffff"  # joins a moved test's name to its module's: sorted right after it
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,11 @@ def placement(path: str, graph: Graph | None) -> list[str]:
         common += 1
     if common >= len(there) - 1:  # already inside (or beside) the package it tests
         return parts
-    return [*there, TESTS_DIR, *parts]
+    # Beside the file it imports most there: sorted right after it, and joined with it in one atom
+    # when they are small enough.
+    near = [t for t in targets if posixpath.dirname(t) == home]
+    target = min(near, key=lambda t: (-near.count(t), t)).rsplit("/", 1)[-1]
+    return [*there, f"{target}{TESTS_DIR}{path}"]
 
 
 def cut(

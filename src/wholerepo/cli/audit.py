@@ -450,14 +450,17 @@ def _send(
             f"shard {r.index}/{len(plan.shards)} {state} ({what}, {seconds:.0f} s, {r.endpoint}): {r.name}"
         )
 
+    def on_event(message: str) -> None:  # retries and fallbacks; not every reply's start
+        if not message.startswith(("the model started answering", "reply complete")):
+            bar.event(message)
+
     targets = []
     for _url, s, p, _notes in probes:
         endpoint = Endpoint.from_settings(s)
         if p.model != endpoint.model:
             endpoint = replace(endpoint, model=p.model)
-        targets.append(
-            Target(OpenAICompatible(endpoint, on_event=bar.event), s.base_url, p.model, params["concurrency"])
-        )
+        chat = OpenAICompatible(endpoint, on_event=on_event)
+        targets.append(Target(chat, s.base_url, p.model, params["concurrency"]))
     store = Checkpoints(settings)
     if params["resume"] and not store.enabled:
         from ..errors import UsageError
