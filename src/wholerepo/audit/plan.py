@@ -300,7 +300,7 @@ def make_plan(
         shards.append(Shard(i, tuple(sorted(paths)), tokens, shard.describe(paths)))
     not_sent += [NotSent(prefix + p, "larger than one request") for p in found["too_large"]]
     selected = tuple(s.index for s in shards)
-    warnings = []
+    warnings = list(whole.warnings)
     if changed_since is not None:
         from ..git.diff import diff_against
 
