@@ -112,7 +112,8 @@ def main() -> None:
                 cpus = sorted(w[1] for w in warm)
                 print(
                     f"warm (median of {len(warm)}, {walls[0]:.2f}-{walls[-1]:.2f}):"
-                    f" {statistics.median(walls):.2f} s wall, {statistics.median(cpus):.2f} s CPU,"
+                    f" {statistics.median(walls):.2f} s wall, {statistics.median(cpus):.2f} s CPU"
+                    f" ({cpus[0]:.2f}-{cpus[-1]:.2f}),"
                     f" {max(w[2] for w in warm):.0f} MiB"
                 )
                 print(json.dumps(f, indent=1))

@@ -465,7 +465,8 @@ def dry_run_text(report: Mapping[str, Any]) -> str:
     for s in report["shards"]:
         lines.append(
             f"    shard {s['shard']:>4}: {s['prompt_tokens']:>10,} prompt tokens"
-            f" (exact, {report['tokenizer']}), {s['fill']:7.2%} of the budget, {s['files']:,} files:"
+            f" (exact, {report['tokenizer']}), {s['fill']:7.2%} of the budget,"
+            f" {s['files']:,} file{'s' if s['files'] != 1 else ''}:"
             f" {s['name']}"
         )
     if report["not_sent"]:

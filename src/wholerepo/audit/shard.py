@@ -7,11 +7,12 @@
 2. **Atoms.** Within a directory, tightly coupled files (an import either way, a header and its
    implementation: graph.py edges of weight >= ``TIGHT``) are joined, strongest edges first, up to
    ``ATOM_SHARE`` of a shard; an atom is never split.
-3. **Hierarchical next-fit.** The directory tree is walked in path order. A directory goes into
-   the current shard whole when it fits; when it does not and the shard is filled less than
-   ``FILL``, the directory is opened and its parts fill the shard; otherwise the shard is closed and
-   the directory starts the next one. So directories stay whole where the budget allows, and every
-   shard but the last of a run is filled to ``FILL`` where the atoms allow.
+3. **Hierarchical next-fit.** The directory tree is walked in path order. A directory (or an
+   atom) goes into the current shard whole when it fits; when it does not and the shard is filled
+   less than ``FILL``, it is opened and its parts fill the shard (a file that does not fit waits
+   for the next shard while the files after it in the same directory fill this one); otherwise the
+   shard is closed and the directory starts the next one. So directories and atoms stay whole
+   where the budget allows, and shards are filled to ``FILL`` where the files' sizes allow.
 4. **Exact.** Sizes are estimates while walking (a file's exact section tokens plus its line in
    the shard's tree); a shard is closed by ``fits``, the exact count of its assembled text, and
    gives its last atoms to the next shard until it fits.
@@ -181,16 +182,37 @@ class _Packer:
         if self.used + item.size <= self.cap:
             self._add(item)
             return
-        if isinstance(item, _Dir) and (self.used < FILL * self.cap or item.size > self.cap):
-            for child in item.children:
-                self.place(child)
+        splittable = isinstance(item, _Dir) or len(item.paths) > 1
+        if splittable and (self.used < FILL * self.cap or item.size > self.cap):
+            self._open(item)
             return
         self.close()
-        if item.size <= self.cap or isinstance(item, _Atom):
+        if item.size <= self.cap or not splittable:
             self._add(item)
         else:
-            for child in item.children:
-                self.place(child)
+            self._open(item)
+
+    def _open(self, item: _Atom | _Dir) -> None:
+        """Place ``item``'s parts in order; while the shard is filled less than ``FILL``, a file
+        that does not fit waits for the next shard and the files after it fill this one."""
+        parts = item.children if isinstance(item, _Dir) else [_Atom([p], self.sizes[p]) for p in item.paths]
+        waiting: list[_Atom | _Dir] = []
+        for part in parts:
+            if self.used + part.size <= self.cap:
+                self._add(part)
+                continue
+            if self.used < FILL * self.cap:
+                if isinstance(part, _Atom) and len(part.paths) == 1 and part.size <= self.cap:
+                    waiting.append(part)
+                else:
+                    self.place(part)
+                continue
+            for w in waiting:
+                self.place(w)
+            waiting = []
+            self.place(part)
+        for w in waiting:
+            self.place(w)
 
     def _add(self, item: _Atom | _Dir) -> None:
         for atom in item.atoms():
