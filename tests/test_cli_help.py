@@ -8,7 +8,19 @@ from click.testing import CliRunner
 from wholerepo.cli import main
 
 
-@pytest.mark.parametrize("command", [[], ["pack"], ["review"], ["models"], ["audit"], ["audit", "plan"], ["audit", "run"], ["audit", "merge"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["pack"],
+        ["review"],
+        ["models"],
+        ["audit"],
+        ["audit", "plan"],
+        ["audit", "run"],
+        ["audit", "merge"],
+    ],
+)
 def test_help_has_examples(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
