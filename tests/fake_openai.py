@@ -47,6 +47,7 @@ class Chat:
     reasoning: str | None = None
     keepalives: int = 2  # ": keep-alive" comments (streaming) or blank lines (not) sent first
     piece: int = 16  # characters per streamed chunk
+    delay: float = 0.0  # seconds to wait before answering (so that requests overlap)
 
 
 @dataclass
@@ -143,10 +144,20 @@ def _unacked(sock: socket.socket) -> int:
 class FakeOpenAI:
     """The server; use as a context manager or call close()."""
 
-    def __init__(self, models: list[dict[str, Any]] | None = None, models_raw: Raw | None = None) -> None:
+    def __init__(
+        self,
+        models: list[dict[str, Any]] | None = None,
+        models_raw: Raw | None = None,
+        respond: Callable[[dict[str, Any]], Script] | None = None,
+    ) -> None:
         self.models_raw = models_raw  # what GET /models answers instead of the list, if set
         self.replies: deque[Script] = deque()
         self.requests: list[Received] = []
+        # Replies chosen from each request's body (concurrent requests arrive in any order);
+        # used when the queue is empty.
+        self.respond = respond
+        self.in_flight = 0  # chat requests being answered now
+        self.max_in_flight = 0  # the most ever answered at once
         self.models = models if models is not None else [{"id": "deepseek-flash", "object": "model"}]
         self.main_thread = threading.main_thread().ident
         self._lock = threading.Lock()
@@ -182,12 +193,24 @@ class FakeOpenAI:
                 if not self.path.endswith("/chat/completions"):
                     self._send_json(404, {"error": {"message": f"no route {self.path}"}})
                     return
+                request = json.loads(body)
                 with fake._lock:
                     reply = fake.replies.popleft() if fake.replies else None
+                if reply is None and fake.respond is not None:
+                    reply = fake.respond(request)
                 if reply is None:
                     self._send_json(500, {"error": {"message": "the fake has no scripted reply left"}})
                     return
-                request = json.loads(body)
+                with fake._lock:
+                    fake.in_flight += 1
+                    fake.max_in_flight = max(fake.max_in_flight, fake.in_flight)
+                try:
+                    self._answer(reply, request)
+                finally:
+                    with fake._lock:
+                        fake.in_flight -= 1
+
+            def _answer(self, reply: Script, request: dict[str, Any]) -> None:
                 stream = bool(request.get("stream"))
                 if isinstance(reply, Status):
                     payload = (
@@ -197,6 +220,8 @@ class FakeOpenAI:
                     )
                     self._send_json(reply.status, payload, reply.headers)
                 elif isinstance(reply, Chat):
+                    if reply.delay:
+                        time.sleep(reply.delay)
                     if stream:
                         self._stream_chat(reply, request)
                     else:

@@ -8,12 +8,24 @@ from click.testing import CliRunner
 from wholerepo.cli import main
 
 
-@pytest.mark.parametrize("command", [[], ["pack"], ["review"], ["models"]])
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["pack"],
+        ["review"],
+        ["models"],
+        ["audit"],
+        ["audit", "plan"],
+        ["audit", "run"],
+        ["audit", "merge"],
+    ],
+)
 def test_help_has_examples(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0
     assert "Examples:" in result.stdout
-    assert "wholerepo " + (command[0] if command else "") in result.stdout
+    assert "wholerepo " + " ".join(command) in result.stdout
 
 
 def test_version() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from .audit import audit_command
 from .errors import OneLineErrors
 from .models import models_command
 from .pack import pack_command
@@ -29,6 +30,7 @@ def main() -> None:
       wholerepo pack . -o repo.xml          pack the repository into one prompt
       wholerepo review . --dry-run          show what a review would send and cost
       wholerepo review . --fail-on high     review it; exit 1 on a high finding
+      wholerepo audit . --dry-run           shard a repository larger than the window
     """
 
 
@@ -36,6 +38,7 @@ main.add_command(pack_command)
 main.add_command(review_command)
 main.add_command(models_command)
 main.add_command(pr_review_command)
+main.add_command(audit_command)
 
 
 def run() -> None:

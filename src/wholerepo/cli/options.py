@@ -19,6 +19,22 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def pack_options(func: F) -> F:
     """Options shared by every command that packs a repository."""
+    return _pack_options(func, fit=True)
+
+
+def audit_pack_options(func: F) -> F:
+    """The pack options of ``wholerepo audit``: its own ``--fit`` (shard), no ranking to explain."""
+    func = _pack_options(func, fit=False)
+    return click.option(
+        "--fit",
+        type=click.Choice(["shard"]),
+        default="shard",
+        help="Over the budget: cut the repository into shards along its structure, every file sent"
+        " whole in exactly one [default: shard].",
+    )(func)
+
+
+def _pack_options(func: F, *, fit: bool) -> F:
     options = [
         click.argument("path", required=False, default=".", type=click.Path(path_type=Path)),
         click.option("--style", type=click.Choice(STYLES), default=None, help="Output style [default: xml]."),
@@ -109,6 +125,9 @@ def pack_options(func: F) -> F:
         click.option("-q", "--quiet", is_flag=True, help="No summary or progress on stderr."),
         click.option("--debug", is_flag=True, help="Show tracebacks of unexpected errors."),
     ]
+    if not fit:  # --fit and --explain-ranking: the command has its own, or none
+        fitting = options[8:10]
+        options = [o for o in options if o not in fitting]
     for option in reversed(options):
         func = option(func)
     return func

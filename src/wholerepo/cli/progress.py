@@ -18,6 +18,7 @@ _LABELS = {
     "count": "counting tokens",
     "send": "waiting for the model",
     "receive": "receiving",
+    "shards": "shards reviewed",
 }
 
 

@@ -46,7 +46,7 @@ Assemble = Callable[[Mapping[str, tuple[str, int]], Collection[str]], tuple[tupl
 # An outline as the plan sees it: tokens, elided ranges, method, note (no section).
 Outline = tuple[int, tuple[Range, ...], str, str | None]
 
-__all__ = ["Compressed", "FileIn", "FitStage", "Focus", "Outcome"]
+__all__ = ["Compressed", "FileIn", "FitStage", "Focus", "Outcome", "Survey"]
 
 
 class FileIn(NamedTuple):  # a tuple: made by the hundred thousand on a large repository
@@ -75,6 +75,15 @@ class Outcome:
     ranking: tuple[Ranked, ...]
     parts: tuple[str, ...]
     tokens: int
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What ``FitStage.survey`` found: the graph, the ranking and the files with an outline."""
+
+    graph: graphs.Graph
+    ranking: tuple[Ranked, ...]
+    outlined: frozenset[str]
 
 
 @dataclass
@@ -238,6 +247,54 @@ class FitStage:
         ranking, _outlined = self._rank(files, reread, outlines=False)
         self._store()
         return tuple(ranking)
+
+    def survey(self, files: list[FileIn], reread: Reread) -> Survey:
+        """The whole repository as an audit shards it: the import graph over every file, the
+        ranking, and which files have an outline (their facts read from the cache, parsed only
+        where the bytes are new). Nothing is chosen against a budget."""
+        pkeys = {f.path: self.parse_key(f.path, f.content) for f in files}
+        pending = self._start_ranking(pkeys)
+        try:
+            facts = self._load_facts(pkeys)
+            missing = sorted(p for p in pkeys if p not in facts)
+            texts = reread(missing) if missing else {}
+            by_path = {f.path: f for f in files}
+            for path in missing:
+                text = texts.get(path)
+                if text is None:
+                    facts[path] = Facts(None, "none")
+                else:
+                    facts[path] = self.see(path, by_path[path].key, by_path[path].content, text, True)
+            ranking = pending.ranking
+            if ranking is None:
+                ranking = self._finish_ranking(pending, facts)
+            graph = graphs.build(facts)
+        finally:
+            if pending.reader is not None:
+                pending.reader.close()
+        self._store()
+        return Survey(graph, tuple(ranking), frozenset(p for p, f in facts.items() if f.elided))
+
+    def outlines(
+        self, files: list[FileIn], paths: Collection[str], count: Count, reread: Reread
+    ) -> dict[str, Compressed]:
+        """The outline sections of ``paths`` (files with an outline) and their exact counts,
+        cached per file as ``run`` caches them; outlines counted for the first time are stored."""
+        by_path = {f.path: f for f in files}
+        wanted = sorted(paths)
+        keys = {p: self._outline_key(by_path[p].key) for p in wanted}
+        rows = self._outline_rows(keys, by_path, count, reread)
+        sections = self._outline_sections([p for p in wanted if p in rows], by_path, reread)
+        self._store()
+        return {p: Compressed(sections[p], *rows[p]) for p in wanted if p in rows and p in sections}
+
+    def outline_tokens(
+        self, files: list[FileIn], outlined: Collection[str], count: Count, reread: Reread
+    ) -> dict[str, int]:
+        """Every outline's exact token count (one cached row for them all on a warm run)."""
+        found = self._outlines({f.path: f for f in files}, outlined, count, reread)
+        self._store()
+        return found
 
     # -- ranking -----------------------------------------------------------------------------------
 

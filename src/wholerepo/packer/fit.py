@@ -11,6 +11,7 @@ import functools
 import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import BudgetError
@@ -138,14 +139,26 @@ def fit_stage(
     focus: Focus | None,
     code_digest: str,
 ) -> FitStage:
+    return stage_at(listing.root, listing.in_git, settings, counter, cache, focus, code_digest)
+
+
+def stage_at(
+    root: Path,
+    in_git: bool,
+    settings: Settings,
+    counter: TokenCounter,
+    cache: TokenCache,
+    focus: Focus | None,
+    code_digest: str,
+) -> FitStage:
+    """The fitting stage of a pack of ``root``, sharing the packer's cache keys: what a pack
+    parsed, ranked and outlined is found again by a caller that works on its result (the audit)."""
     from ..fit.stage import FitStage
 
     text_key = hashlib.blake2b(
         "\0".join((code_digest, settings.tokenizer, str(settings.redact))).encode(), digest_size=16
     ).digest()
-    return FitStage(
-        listing.root, settings, cache, text_key, focus=focus, in_git=listing.in_git, defang=counter.defang
-    )
+    return FitStage(root, settings, cache, text_key, focus=focus, in_git=in_git, defang=counter.defang)
 
 
 def fit_inputs(kept: list[_Work]) -> list[FileIn]:

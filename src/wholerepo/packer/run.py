@@ -34,7 +34,7 @@ from .cache import FileResult, TokenCache, default_cache_dir
 from .model import Pack, PackedFile
 
 if TYPE_CHECKING:
-    from ..fit.stage import FitStage, Focus
+    from ..fit.stage import FileIn, FitStage, Focus
 
 Progress = Callable[[str, int, int], None]
 
@@ -378,8 +378,45 @@ def _read(reader: Reader, w: _Work, rules: filters.Rules, render_key: bytes) -> 
         return
     w.size = len(w.data)
     w.content = content = hashlib.blake2b(w.data, digest_size=20).digest()
-    path = w.candidate.path.encode("utf-8", "surrogateescape")
-    w.key = hashlib.blake2b(render_key + content + path, digest_size=20).hexdigest()
+    w.key = _file_key(render_key, content, w.candidate.path)
+
+
+def _file_key(render_key: bytes, content: bytes, path: str) -> str:
+    path_bytes = path.encode("utf-8", "surrogateescape")
+    return hashlib.blake2b(render_key + content + path_bytes, digest_size=20).hexdigest()
+
+
+def fit_inputs_of(pack: Pack) -> list[FileIn]:
+    """fit/'s view of a pack's included files (path, the packer's key, digest, exact tokens), for
+    work on a finished pack that shares its cache entries (the audit's graph and outlines)."""
+    from ..fit.stage import FileIn
+
+    render_key = _render_key(pack.settings)
+    return [
+        FileIn(f.path, _file_key(render_key, f.digest, f.path), f.digest, f.tokens)
+        for f in pack.files
+        if f.status == "included"
+    ]
+
+
+def texts_of(pack: Pack) -> Callable[[Iterable[str]], dict[str, str]]:
+    """Read again, as sent, the texts of a pack's included files: a ``reread`` for fit/ that keeps
+    nothing in memory (a file that changed or vanished since it was packed is left out)."""
+    included = {f.path: f for f in pack.files if f.status == "included"}
+
+    def reread(paths: Iterable[str]) -> dict[str, str]:
+        found = {}
+        for path in paths:
+            f = included.get(path)
+            if f is None:
+                continue
+            try:
+                found[path] = file_text(pack, f)
+            except FileChanged:
+                continue
+        return found
+
+    return reread
 
 
 def _decode(w: _Work) -> None:

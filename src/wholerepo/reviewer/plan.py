@@ -87,12 +87,21 @@ class Plan:
     budget: int  # the tokens the repository itself was given
     model: str
     warnings: tuple[str, ...] = ()
+    # Files findings may name besides the pack's own (an audit shard: every file of the
+    # repository, seen through its map), verified against their whole text.
+    context: Mapping[str, str] | None = field(default=None, repr=False)
 
     @property
     def files(self) -> Mapping[str, str]:
         """Each included file's text as sent: what findings are verified against (read again
         lazily, only for the files findings name)."""
         return self.pack.texts
+
+    @property
+    def verifiable(self) -> Mapping[str, str]:
+        """What findings are verified against: the pack's files, or ``context`` when given (it
+        holds them too)."""
+        return self.context if self.context is not None else self.files
 
     @property
     def prefix(self) -> str:
@@ -178,19 +187,7 @@ def plan(
         warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
         diff = None
     counter = TokenCounter(settings.tokenizer)  # control tokens only, for defanging
-    instructions = render_instructions(
-        settings.prompt,
-        schema=response_schema(),
-        example=example_reply(),
-        base_ref=base if diff is not None else None,
-        instructions=settings.instructions,
-        relative_to=settings.prompt_base,
-    )
-    # What is sent is redacted and defanged, the instructions too: a configuration's text can
-    # hold a key, and a template can print anything.
-    instructions = replace(
-        instructions, text=counter.defang(_redacted("instructions", instructions.text, settings))
-    )
+    instructions = _instructions(settings, base if diff is not None else None, counter)
     # The diff holds removed lines too: the very secret a change deletes must not be sent. Like
     # the pack, it cannot close its block: framing markers in it are broken.
     diff_text = None
@@ -256,6 +253,89 @@ def plan(
         budget=budget,
         model=model or settings.model or DEFAULT_MODEL,
         warnings=tuple(warnings),
+    )
+
+
+def _instructions(
+    settings: Settings, base_ref: str | None, counter: TokenCounter, note: str = ""
+) -> Instructions:
+    """The instructions as sent: rendered, ``note`` appended, redacted and defanged (a
+    configuration's text can hold a key, and a template can print anything)."""
+    instructions = render_instructions(
+        settings.prompt,
+        schema=response_schema(),
+        example=example_reply(),
+        base_ref=base_ref,
+        instructions=settings.instructions,
+        relative_to=settings.prompt_base,
+    )
+    text = instructions.text + (note.strip("\n") + "\n" if note else "")
+    return replace(instructions, text=counter.defang(_redacted("instructions", text, settings)))
+
+
+@dataclass(frozen=True)
+class Frame:
+    """A request without its repository: the instructions, their exact count with the system
+    message and the repository's markers, and the tokens the window leaves the repository."""
+
+    instructions: Instructions = field(repr=False)
+    fixed: int  # exact tokens of SYSTEM, REPOSITORY_HEAD, REPOSITORY_TAIL and the instructions
+    budget: int  # the repository's tokens: the window's room, capped by settings.budget
+    max_tokens: int
+    window: Window
+
+
+def frame(settings: Settings, window: Window, *, note: str = "") -> Frame:
+    """The frame of requests that carry a repository the caller packs itself (an audit's shards),
+    with ``note`` after the instructions; raises PromptTooLargeError when nothing fits."""
+    counter = TokenCounter(settings.tokenizer)
+    instructions = _instructions(settings, None, counter, note)
+    fixed = sum(_count([SYSTEM, REPOSITORY_HEAD, REPOSITORY_TAIL + instructions.text], settings))
+    room = window.tokens - fixed - TEMPLATE_MARGIN - settings.max_output_tokens
+    if room <= 0:
+        raise PromptTooLargeError(
+            f"the prompt does not fit: the instructions take {fixed:,} tokens and --max-output-tokens"
+            f" {settings.max_output_tokens:,}, leaving no room for the repository in the"
+            f" {window.tokens:,}-token window ({window.source})",
+            "lower --max-output-tokens, or raise --context-window if the endpoint's window is larger",
+        )
+    budget = min(room, settings.budget) if settings.budget is not None else room
+    return Frame(instructions, fixed, budget, settings.max_output_tokens, window)
+
+
+def plan_pack(
+    packed: Pack,
+    f: Frame,
+    *,
+    model: str,
+    head: str = "",
+    head_tokens: int = 0,
+    context: Mapping[str, str] | None = None,
+) -> Plan:
+    """The request for a pack the caller made, in the frame ``f``: ``head`` (text that starts with
+    punctuation and ends with a newline, ``head_tokens`` exactly: an audit's repository map) comes
+    first inside the repository markers, so that requests sharing it share their prefix; findings
+    may name any file of ``context`` besides the pack's own. Exact, and within the window."""
+    repository = head_tokens + packed.prompt_tokens
+    if repository > f.budget:
+        raise PromptTooLargeError(
+            f"the prompt does not fit: the repository takes {repository:,} tokens of a budget of {f.budget:,}"
+        )
+    user = REPOSITORY_HEAD + head + packed.text + REPOSITORY_TAIL + f.instructions.text
+    return Plan(
+        settings=packed.settings,
+        pack=packed,
+        instructions=f.instructions,
+        diff=None,
+        base_ref=None,
+        system=SYSTEM,
+        user=user,
+        prompt_tokens=f.fixed + repository,
+        max_tokens=f.max_tokens,
+        window=f.window,
+        budget=f.budget,
+        model=model,
+        context=context,
     )
 
 

@@ -199,14 +199,15 @@ def _result(
 ) -> ReviewResult:
     settings = p.settings
     items = [_local_path(item, p.prefix) for item in parsed.items] if p.prefix else list(parsed.items)
+    files = p.verifiable
     checked = verify(
-        items, p.files, changed_lines=p.diff.changed if p.diff is not None else None, elided=p.pack.elided
+        items, files, changed_lines=p.diff.changed if p.diff is not None else None, elided=p.pack.elided
     )
     verified, unverified, unanchored = checked.verified, checked.unverified, checked.unanchored
     if p.prefix:  # reports name files from the repository root, where code scanning looks
         verified = tuple(replace(f, path=p.prefix + f.path) for f in verified)
         unverified, unanchored = (
-            tuple(replace(u, path=p.prefix + u.path) if u.path and u.path in p.files else u for u in group)
+            tuple(replace(u, path=p.prefix + u.path) if u.path and u.path in files else u for u in group)
             for group in (unverified, unanchored)
         )
     warnings = [*p.warnings, *warnings]

@@ -1,0 +1,260 @@
+"""The cut: a repository's files into shards, each one request, along the code's structure.
+
+1. **Where a file belongs.** A file sits in its directory, except a test outside the package it
+   tests (``tests/test_x.py`` importing ``src/pkg/x.py``): for the cut it sits in the directory
+   holding most of what it imports, right after the file it imports there, so a package and its
+   tests land together (and a test joins its module's atom when they are small enough).
+2. **Atoms.** Within a directory, tightly coupled files (an import either way, a header and its
+   implementation: graph.py edges of weight >= ``TIGHT``) are joined, strongest edges first, up to
+   ``ATOM_SHARE`` of a shard; an atom is never split.
+3. **Hierarchical next-fit.** The directory tree is walked in path order. A directory (or an
+   atom) goes into the current shard whole when it fits; when it does not and the shard is filled
+   less than ``FILL``, it is opened and its parts fill the shard (a file that does not fit waits
+   for the next shard while the files after it in the same directory fill this one); otherwise the
+   shard is closed and the directory starts the next one. So directories and atoms stay whole
+   where the budget allows, and shards are filled to ``FILL`` where the files' sizes allow.
+4. **Exact.** Sizes are estimates while walking (a file's exact section tokens plus its line in
+   the shard's tree); a shard is closed by ``fits``, the exact count of its assembled text, and
+   gives its last atoms to the next shard until it fits.
+
+A file that cannot fit a shard on its own is left out, listed with its reason. Everything is
+sorted: the same files, counts and graph always give the same shards.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ..fit.graph import Graph
+from ..fit.plan import tree_line
+from ..fit.rank import role
+
+TIGHT = 0.5  # graph.py: 1.0 an import, 0.5 header -> implementation, <= 0.25 shared names
+ATOM_SHARE = 1 / 3  # the largest atom, as a share of a shard
+FILL = 0.9  # a shard filled less than this opens the next directory to fill itself
+TESTS_DIR = "\uffff"  # joins a moved test's name to its module's: sorted right after it
+
+
+@dataclass(frozen=True)
+class Cut:
+    """The shards (each a sorted tuple of paths, in walking order) and the files too large."""
+
+    shards: tuple[tuple[str, ...], ...]
+    too_large: tuple[str, ...]
+
+
+@dataclass
+class _Atom:
+    paths: list[str]
+    size: int
+
+    def atoms(self) -> Iterator[_Atom]:
+        yield self
+
+
+@dataclass
+class _Dir:
+    dirs: dict[str, _Dir] = field(default_factory=dict)
+    files: list[tuple[str, str]] = field(default_factory=list)  # (name for ordering, path)
+    children: list[_Atom | _Dir] = field(default_factory=list)
+    size: int = 0
+
+    def atoms(self) -> Iterator[_Atom]:
+        for child in self.children:
+            yield from child.atoms()
+
+
+def placement(path: str, graph: Graph | None) -> list[str]:
+    """Where ``path`` sits for the cut: its own path, or a test's path beside what it tests."""
+    parts = path.split("/")
+    if graph is None or role(path)[0] != "test":
+        return parts
+    targets = [t for t in graph.imports.get(path, ()) if role(t)[0] != "test"]
+    if not targets:
+        return parts
+    counts = Counter(posixpath.dirname(t) for t in targets)
+    home = min(counts, key=lambda d: (-counts[d], d))
+    if not home:
+        return parts
+    here = parts[:-1]
+    there = home.split("/")
+    common = 0
+    while common < min(len(here), len(there)) and here[common] == there[common]:
+        common += 1
+    if common >= len(there) - 1:  # already inside (or beside) the package it tests
+        return parts
+    # Beside the file it imports most there: sorted right after it, and joined with it in one atom
+    # when they are small enough.
+    near = [t for t in targets if posixpath.dirname(t) == home]
+    target = min(near, key=lambda t: (-near.count(t), t)).rsplit("/", 1)[-1]
+    return [*there, f"{target}{TESTS_DIR}{path}"]
+
+
+def cut(
+    sizes: Mapping[str, int],
+    cap: int,
+    fits: Callable[[Sequence[str]], bool],
+    graph: Graph | None = None,
+) -> Cut:
+    """Cut the files of ``sizes`` (path -> estimated tokens in a shard) into shards of at most
+    ``cap`` estimated tokens, each confirmed by ``fits`` (the exact count of its text)."""
+    too_large = sorted(p for p, n in sizes.items() if n > cap)
+    root = _Dir()
+    for path in sorted(sizes):
+        if sizes[path] > cap:
+            continue
+        parts = placement(path, graph)
+        node = root
+        for name in parts[:-1]:
+            node = node.dirs.setdefault(name, _Dir())
+        node.files.append((parts[-1], path))
+    _build(root, sizes, graph, max(1, int(cap * ATOM_SHARE)))
+    packer = _Packer(cap, fits, sizes)
+    packer.place(root)
+    packer.finish()
+    return Cut(tuple(packer.shards), tuple(sorted([*too_large, *packer.too_large])))
+
+
+def _build(node: _Dir, sizes: Mapping[str, int], graph: Graph | None, atom_cap: int) -> None:
+    entries: list[tuple[str, _Atom | _Dir]] = []
+    for name, child in node.dirs.items():
+        _build(child, sizes, graph, atom_cap)
+        entries.append((name + "/", child))
+    for name, atom in _atoms(node.files, sizes, graph, atom_cap):
+        entries.append((name, atom))
+    entries.sort(key=lambda e: e[0])
+    node.children = [child for _, child in entries]
+    node.size = sum(child.size for child in node.children)
+
+
+def _atoms(
+    files: list[tuple[str, str]], sizes: Mapping[str, int], graph: Graph | None, cap: int
+) -> list[tuple[str, _Atom]]:
+    """The files of one directory as atoms: tightly coupled files joined, strongest edges first."""
+    names = {path: name for name, path in files}
+    parent = {path: path for path in names}
+    size = {path: sizes[path] for path in names}
+
+    def root(p: str) -> str:
+        while parent[p] != p:
+            parent[p] = parent[parent[p]]
+            p = parent[p]
+        return p
+
+    if graph is not None and len(files) > 1:
+        edges: dict[tuple[str, str], float] = {}
+        for src in names:
+            for dst, weight in graph.edges.get(src, {}).items():
+                if dst in names:
+                    pair = (src, dst) if src < dst else (dst, src)
+                    edges[pair] = edges.get(pair, 0.0) + weight
+        for (a, b), weight in sorted(edges.items(), key=lambda e: (-e[1], e[0])):
+            if weight < TIGHT:
+                break
+            ra, rb = root(a), root(b)
+            if ra != rb and size[ra] + size[rb] <= cap:
+                keep, gone = (ra, rb) if names[ra] <= names[rb] else (rb, ra)
+                parent[gone] = keep
+                size[keep] += size[gone]
+    groups: dict[str, list[str]] = {}
+    for _name, path in sorted(files):
+        groups.setdefault(root(path), []).append(path)
+    return sorted(
+        ((names[members[0]], _Atom(members, sum(sizes[p] for p in members))) for members in groups.values()),
+        key=lambda e: e[0],
+    )
+
+
+class _Packer:
+    """Hierarchical next-fit over the tree (see the module's docstring)."""
+
+    def __init__(self, cap: int, fits: Callable[[Sequence[str]], bool], sizes: Mapping[str, int]) -> None:
+        self.cap, self.fits, self.sizes = cap, fits, sizes
+        self.shards: list[tuple[str, ...]] = []
+        self.too_large: list[str] = []
+        self.current: list[_Atom] = []
+        self.used = 0
+
+    def place(self, item: _Atom | _Dir) -> None:
+        if self.used + item.size <= self.cap:
+            self._add(item)
+            return
+        splittable = isinstance(item, _Dir) or len(item.paths) > 1
+        if splittable and (self.used < FILL * self.cap or item.size > self.cap):
+            self._open(item)
+            return
+        self.close()
+        if item.size <= self.cap or not splittable:
+            self._add(item)
+        else:
+            self._open(item)
+
+    def _open(self, item: _Atom | _Dir) -> None:
+        """Place ``item``'s parts in order; while the shard is filled less than ``FILL``, a file
+        that does not fit waits for the next shard and the files after it fill this one."""
+        parts = item.children if isinstance(item, _Dir) else [_Atom([p], self.sizes[p]) for p in item.paths]
+        waiting: list[_Atom | _Dir] = []
+        for part in parts:
+            if self.used + part.size <= self.cap:
+                self._add(part)
+                continue
+            if self.used < FILL * self.cap:
+                if isinstance(part, _Atom) and len(part.paths) == 1 and part.size <= self.cap:
+                    waiting.append(part)
+                else:
+                    self.place(part)
+                continue
+            for w in waiting:
+                self.place(w)
+            waiting = []
+            self.place(part)
+        for w in waiting:
+            self.place(w)
+
+    def _add(self, item: _Atom | _Dir) -> None:
+        for atom in item.atoms():
+            self.current.append(atom)
+            self.used += atom.size
+
+    def close(self) -> None:
+        """Close the current shard at what its exact count allows; the rest starts the next."""
+        carry: list[_Atom] = []
+        while self.current:
+            paths = [p for atom in self.current for p in atom.paths]
+            if self.fits(paths):
+                self.shards.append(tuple(paths))
+                break
+            if len(self.current) > 1:
+                carry.insert(0, self.current.pop())
+            elif len(self.current[0].paths) > 1:  # one atom over: its files go one by one
+                atom = self.current.pop()
+                carry[:0] = [_Atom([p], self.sizes[p]) for p in atom.paths]
+                self.current.append(carry.pop(0))
+            else:
+                self.too_large.extend(self.current[0].paths)
+                self.current.pop()
+        self.current = carry
+        self.used = sum(atom.size for atom in carry)
+
+    def finish(self) -> None:
+        while self.current:
+            self.close()
+
+
+def tree_cost(path: str) -> int:
+    """A file's estimated share of its shard's directory tree, in tokens."""
+    return tree_line(path)
+
+
+def describe(paths: Sequence[str], top: int = 3) -> str:
+    """A shard's name: the directories holding most of its files (``a/b/, c/ +2 more``)."""
+    dirs: Counter[str] = Counter()
+    for path in paths:
+        parts = path.split("/")[:-1]
+        dirs["/".join(parts[:3]) + "/" if parts else "(root)"] += 1
+    ordered = sorted(dirs, key=lambda d: (-dirs[d], d))
+    name = ", ".join(ordered[:top])
+    return name + (f" +{len(ordered) - top} more" if len(ordered) > top else "")
