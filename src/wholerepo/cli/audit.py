@@ -7,7 +7,6 @@ runners. The group runs its default command when the first argument is not a sub
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Callable
@@ -484,6 +483,8 @@ def _send(
             finally:
                 for t in targets:
                     await t.chat.aclose()
+
+        import asyncio
 
         asyncio.run(main())
     except KeyboardInterrupt:

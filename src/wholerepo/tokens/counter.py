@@ -16,8 +16,11 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from concurrent.futures import BrokenExecutor, Future, ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Protocol
+from concurrent.futures import BrokenExecutor, Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
 
 from . import (
     Tokenizer,
@@ -230,6 +233,7 @@ class TokenCounter:
 def _start_process(name: str) -> ProcessPoolExecutor | None:
     """One worker process that builds the tokenizer at once; None where processes cannot start."""
     import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
     # fork is the cheapest start (no re-import) and safe while this process has one thread;
     # otherwise spawn, which imports only what counting needs (the package's __init__ is lazy).
