@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from wholerepo.cli import main
 
 
-@pytest.mark.parametrize("command", [[], ["pack"], ["review"], ["models"]])
+@pytest.mark.parametrize("command", [[], ["pack"], ["review"], ["models"], ["eval"], ["eval", "plant"]])
 def test_help_has_examples(command: list[str]) -> None:
     result = CliRunner().invoke(main, [*command, "--help"])
     assert result.exit_code == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from .errors import OneLineErrors
+from .eval import eval_group
 from .models import models_command
 from .pack import pack_command
 from .review import review_command
@@ -28,12 +29,14 @@ def main() -> None:
       wholerepo pack . -o repo.xml          pack the repository into one prompt
       wholerepo review . --dry-run          show what a review would send and cost
       wholerepo review . --fail-on high     review it; exit 1 on a high finding
+      wholerepo eval corpus -o eval.md      measure review quality on a corpus
     """
 
 
 main.add_command(pack_command)
 main.add_command(review_command)
 main.add_command(models_command)
+main.add_command(eval_group)
 
 
 def run() -> None:

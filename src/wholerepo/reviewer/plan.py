@@ -8,6 +8,7 @@ the pack, and the exact prompt token count.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -30,7 +31,15 @@ from .findings import (
     example_reply,
     response_schema,
 )
-from .prompts import SYSTEM, Instructions, diff_block, render_instructions, repository_block, user_message
+from .prompts import (
+    DIFF_ONLY,
+    SYSTEM,
+    Instructions,
+    diff_block,
+    render_instructions,
+    repository_block,
+    user_message,
+)
 from .result import NotSent
 
 Progress = Callable[[str, int, int], None]
@@ -154,29 +163,8 @@ def plan(
     on_progress: Progress | None = None,
 ) -> Plan:
     """Pack ``path`` into the room the window leaves and build the exact request."""
-    warnings: list[str] = []
-    diff = diff_against(path, base) if base else None
-    if diff is not None and not diff.text.strip():
-        warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
-        diff = None
+    diff, instructions, diff_text, warnings = _framing(path, settings, base)
     tokenizer = get_tokenizer(settings.tokenizer)
-    instructions = render_instructions(
-        settings.prompt,
-        schema=response_schema(),
-        example=example_reply(),
-        base_ref=base if diff is not None else None,
-        instructions=settings.instructions,
-        relative_to=settings.prompt_base,
-    )
-    # What is sent is redacted and defanged, the instructions too: a configuration's text can
-    # hold a key, and a template can print anything.
-    instructions = replace(
-        instructions, text=tokenizer.defang(_redacted("instructions", instructions.text, settings))
-    )
-    # The diff holds removed lines too: the very secret a change deletes must not be sent.
-    diff_text = None
-    if diff is not None:
-        diff_text = tokenizer.defang(_redacted_diff(diff.text, settings))
     around = repository_block("") + (diff_block(diff_text, base or "") if diff_text is not None else "")
     fixed = tokenizer.count(SYSTEM) + tokenizer.count(around) + tokenizer.count(instructions.text)
     max_tokens = settings.max_output_tokens
@@ -222,6 +210,89 @@ def plan(
         model=model or settings.model or DEFAULT_MODEL,
         warnings=tuple(warnings),
     )
+
+
+def plan_diff(
+    path: Path,
+    settings: Settings,
+    window: Window,
+    *,
+    base: str,
+    model: str | None = None,
+    on_progress: Progress | None = None,
+) -> Plan:
+    """Only the change, as diff-only reviewers see it: the diff against ``base`` (three lines of
+    context) in place of the repository, with the same system message and instructions.
+
+    The changed files are packed but not sent: findings are verified against their full text.
+    """
+    diff, instructions, diff_text, warnings = _framing(path, settings, base)
+    if diff is None or diff_text is None:
+        raise UsageError(f"the diff against {base} is empty: a diff-only review has nothing to send")
+    tokenizer = get_tokenizer(settings.tokenizer)
+    user = user_message(DIFF_ONLY, instructions.text, diff_text, base)
+    prompt_tokens = tokenizer.count(SYSTEM) + tokenizer.count(user)
+    max_tokens = settings.max_output_tokens
+    if prompt_tokens + max_tokens > window.tokens:
+        raise PromptTooLargeError(
+            f"the prompt does not fit: the diff and instructions take {prompt_tokens:,} tokens and"
+            f" --max-output-tokens {max_tokens:,} in the {window.tokens:,}-token window ({window.source})",
+            "lower --max-output-tokens, raise --context-window if the endpoint's window is larger,"
+            " or pick a nearer --base",
+        )
+    changed = sorted(f.path for f in diff.files if f.path)
+    only = {"include": tuple("/" + _literal(c) for c in changed)} if changed else {"exclude": ("*",)}
+    packed = pack(path, replace(settings, budget=None, **only), on_progress=on_progress)
+    return Plan(
+        settings=settings,
+        pack=packed,
+        instructions=instructions,
+        diff=diff,
+        base_ref=base,
+        system=SYSTEM,
+        user=user,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        window=window,
+        budget=0,  # no repository is sent
+        model=model or settings.model or DEFAULT_MODEL,
+        warnings=tuple(warnings),
+    )
+
+
+def _literal(path: str) -> str:
+    """``path`` as a gitignore pattern that matches it and nothing else."""
+    return re.sub(r"([\\*?\[\]!#])", r"\\\1", path).replace(" ", "\\ ")
+
+
+def _framing(
+    path: Path, settings: Settings, base: str | None
+) -> tuple[Diff | None, Instructions, str | None, list[str]]:
+    """The diff, the instructions and the diff's text as sent (redacted, defanged), and warnings."""
+    warnings: list[str] = []
+    diff = diff_against(path, base) if base else None
+    if diff is not None and not diff.text.strip():
+        warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
+        diff = None
+    tokenizer = get_tokenizer(settings.tokenizer)
+    instructions = render_instructions(
+        settings.prompt,
+        schema=response_schema(),
+        example=example_reply(),
+        base_ref=base if diff is not None else None,
+        instructions=settings.instructions,
+        relative_to=settings.prompt_base,
+    )
+    # What is sent is redacted and defanged, the instructions too: a configuration's text can
+    # hold a key, and a template can print anything.
+    instructions = replace(
+        instructions, text=tokenizer.defang(_redacted("instructions", instructions.text, settings))
+    )
+    # The diff holds removed lines too: the very secret a change deletes must not be sent.
+    diff_text = None
+    if diff is not None:
+        diff_text = tokenizer.defang(_redacted_diff(diff.text, settings))
+    return diff, instructions, diff_text, warnings
 
 
 def _redacted(name: str, text: str, settings: Settings) -> str:
