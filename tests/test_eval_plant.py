@@ -170,3 +170,33 @@ def test_argument_order_knows_a_callee_in_another_file() -> None:
     assert swaps[0].edits[0].path == "ledger/report.py"
     missing = candidates(index, "missing-await")
     assert any("rates.rate(currency)" in m.description for m in missing)
+
+
+def test_ground_truth_points_at_code_after_a_deletion_and_over_a_swallowing_handler() -> None:
+    index = _index(FILES_MAP)
+    texts = {path: m.text for path, m in index.modules.items()}
+    guards = [m for m in candidates(index, "removed-none-check") if "`if row[0] is None:`" in m.description]
+    assert guards
+    ((path, start, end),) = expected_locations(guards[0], {**texts, **apply(texts, guards[0].edits)})
+    after = apply(texts, guards[0].edits)[path].splitlines()
+    assert (start, end) == (start, start) and after[
+        start - 1
+    ].strip() == "return row[0]"  # the next statement
+    source = (
+        "def load(data, options=None):\n"
+        "    if options is None:\n"
+        "        options = {}\n"
+        "\n"
+        "    try:\n"
+        "        return parse(data, **options)\n"
+        "    except ValueError:\n"
+        "        return None\n"
+    )
+    (guard,) = candidates(_index({"m.py": source}), "removed-none-check")
+    ((_, start, end),) = expected_locations(guard, apply({"m.py": source}, guard.edits))
+    after = apply({"m.py": source}, guard.edits)["m.py"].splitlines()
+    assert [line.strip() for line in after[start - 1 : end]] == ["try:", "return parse(data, **options)"]
+    (swallow,) = [m for m in candidates(index, "swallowed-exception") if m.edits[0].path == "ledger/files.py"]
+    ((path, start, end),) = expected_locations(swallow, apply(texts, swallow.edits))
+    lines = apply(texts, swallow.edits)[path].splitlines()
+    assert lines[start - 1].strip() == "except ValueError as exc:" and lines[end - 1].strip() == "pass"

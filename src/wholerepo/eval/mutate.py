@@ -48,6 +48,7 @@ GRADES = {
     "swallowed-exception": ("bug", "medium"),
 }
 
+MAX_BROKEN_CALLS = 2  # a changed callee leaves at most this many calls broken in the other file
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _OPEN_CALLS = frozenset({"open", "io.open", "gzip.open", "bz2.open", "lzma.open", "codecs.open"})
 _RENAMES = {
@@ -250,12 +251,18 @@ def expected_locations(m: Mutation, edited: dict[str, str]) -> tuple[tuple[str, 
     shift = sum(
         len(e.text) - (e.end - e.start) for e in m.edits if e.path == first.path and e.start < first.start
     )
-    line = len(_LINE_BREAK.findall(edited[first.path], 0, first.start + shift)) + 1
+    text = edited[first.path]
+    line = len(_LINE_BREAK.findall(text, 0, first.start + shift)) + 1
     body = first.text.rstrip("\r\n")
     lines = len(_LINE_BREAK.findall(body)) + 1
     if m.lines is not None:
         lines = min(lines, m.lines)
-    return ((first.path, line, line + lines - 1),)
+    if not body.strip():  # code was deleted: the issue is where the next statement now stands
+        rows = _LINE_BREAK.split(text)
+        while line < len(rows) and not rows[line - 1].strip():
+            line += 1
+        lines = m.lines or 1
+    return ((first.path, max(1, line - m.lines_before), line + lines - 1),)
 
 
 def parses(texts: dict[str, str]) -> bool:
@@ -643,7 +650,11 @@ def callee_change(index: Index) -> Iterator[Mutation]:
 def _victim(
     sites: Sequence[CallSite], callee: Def, affected: Sequence[CallSite]
 ) -> tuple[str, list[CallSite]] | None:
-    """The other source file whose affected calls are left as they were (fewest calls first)."""
+    """The other source file whose affected calls are left as they were (fewest calls first).
+
+    At most ``MAX_BROKEN_CALLS`` calls: each is an expected issue, and one bug should not weigh as
+    many in the recall.
+    """
     files: dict[str, list[CallSite]] = {}
     for s in affected:
         if s.path != callee.path and is_source_path(s.path):
@@ -651,7 +662,7 @@ def _victim(
     if not files:
         return None
     path = min(files, key=lambda p: (len(files[p]), p))
-    return path, files[path]
+    return (path, files[path]) if len(files[path]) <= MAX_BROKEN_CALLS else None
 
 
 def _swap_parameters(index: Index, callee: Def, sites: Sequence[CallSite]) -> Iterator[Mutation]:
@@ -810,6 +821,7 @@ def removed_none_check(index: Index) -> Iterator[Mutation]:
                     (Edit(m.path, start, end, ""),),
                     f"The `if {subject} is None:` check was removed: `{subject}` can be None here and is"
                     " now used as if it never were.",
+                    lines=_to_first_use(m, node, block),
                 )
             elif _is_none_test(node.test, ast.IsNot):
                 body = _unwrapped(m, node)
@@ -823,6 +835,31 @@ def removed_none_check(index: Index) -> Iterator[Mutation]:
                     f"The `if {subject} is not None:` check was removed: the block now runs when"
                     f" `{subject}` is None.",
                 )
+
+
+def _to_first_use(m: Module, node: ast.If, block: list[ast.stmt]) -> int:
+    """Lines from the statement after a removed guard to the first use of what it checked (1 when
+    that use is not within a few lines)."""
+    after = block[block.index(node) + 1] if block.index(node) + 1 < len(block) else None
+    test = node.test
+    func = _in_function(m, node)
+    if (
+        after is None
+        or func is None
+        or not isinstance(test, ast.Compare)
+        or not isinstance(test.left, ast.Name)
+    ):
+        return 1
+    name = test.left.id
+    uses = [
+        n.lineno
+        for n in ast.walk(func)
+        if isinstance(n, ast.Name)
+        and n.id == name
+        and isinstance(n.ctx, ast.Load)
+        and n.lineno >= after.lineno
+    ]
+    return min(uses) - after.lineno + 1 if uses and min(uses) - after.lineno < 6 else 1
 
 
 def _unwrapped(m: Module, node: ast.If | ast.With) -> str | None:

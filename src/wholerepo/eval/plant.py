@@ -272,10 +272,17 @@ def _plant(
         pools[kind] = found
     used: set[str] = set()
     planted: list[Planted] = []
-    for kind, cross in _slots(n_bug, n_clean, rng):
+    slots = _slots(n_bug, n_clean, rng)
+    preference = list(dict.fromkeys(kind for kind, _ in slots))  # the seeded order of the kinds
+    planted_kinds: dict[str, int] = {}
+    for kind, cross in slots:
         family = CLEAN_KINDS if cross is None else BUG_KINDS
-        others = [k for k in family if k != kind]
-        # The slot's kind first, then kinds of the same reach (cross-file or local), then any.
+        # The slot's kind first, then the kinds planted least so far (in the seeded order), of the
+        # same reach (cross-file or local); a cross-file slot then takes any bug.
+        others = sorted(
+            (k for k in family if k != kind),
+            key=lambda k: (planted_kinds.get(k, 0), preference.index(k) if k in preference else len(family)),
+        )
         attempts = (
             [(kind, cross)] + [(k, cross) for k in others] + ([(k, None) for k in family] if cross else [])
         )
@@ -288,6 +295,7 @@ def _plant(
             event(f"no candidate left for a {kind} case: planting fewer cases")
             continue
         used.update(f"{e.path}:{e.start}" for e in chosen.mutation.edits)
+        planted_kinds[chosen.mutation.kind] = planted_kinds.get(chosen.mutation.kind, 0) + 1
         planted.append(chosen)
         event(
             f"case {len(planted):02d}: {chosen.mutation.kind}"
