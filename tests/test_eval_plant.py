@@ -200,3 +200,12 @@ def test_ground_truth_points_at_code_after_a_deletion_and_over_a_swallowing_hand
     ((path, start, end),) = expected_locations(swallow, apply(texts, swallow.edits))
     lines = apply(texts, swallow.edits)[path].splitlines()
     assert lines[start - 1].strip() == "except ValueError as exc:" and lines[end - 1].strip() == "pass"
+
+
+def test_a_json_corpus_file_with_its_bundle_beside_it(make_repo: MakeRepo, tmp_path: Path) -> None:
+    repo = make_repo(FILES_MAP, name="ledger")
+    corpus = plant(repo, tmp_path / "eval" / "ledger.json", "--count", "3", "--clean", "1", "--tests", "off")
+    assert (tmp_path / "eval" / "ledger.bundle").is_file()
+    assert [c.repo for c in corpus.cases] == ["ledger.bundle"] * 3
+    assert sum(1 for c in corpus.cases if c.clean) == 1
+    assert all(c.note and "tests not run" in c.note for c in corpus.cases if not c.clean)

@@ -311,3 +311,16 @@ def test_corpus_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["eval", str(corpus), "--base-url", "http://127.0.0.1:9/v1"])
     assert result.exit_code == 2
     assert "must be a local path" in result.stderr and "Traceback" not in result.output
+
+
+def test_several_requests_in_flight(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    with FakeOpenAI() as server:
+        server.script(*(reply() for _ in range(9)))
+        result = run_eval(server, corpus, "--jobs", "4", "-o", str(out))
+        assert len(server.chats) == 9
+    assert result.exit_code == 0, result.stderr
+    data = report(out)
+    assert sorted((c["id"], r["mode"]) for c in data["cases"] for r in c["reviews"]) == sorted(
+        (case, mode) for case in CASES for mode in ("diff", "repo", "fit")
+    )

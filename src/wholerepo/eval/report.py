@@ -250,10 +250,10 @@ def write_chart(report: Report, target: Path) -> None:
         positions = [i + (n - 1) * width for i in range(len(modes))]
         axes.bar(positions, values, width, yerr=errors if report.repeat > 1 else None, label=key, capsize=3)
     axes.set_xticks(range(len(modes)), modes)
-    axes.set_ylim(0, 1)
+    axes.set_ylim(0, 1.18)
     axes.set_ylabel("score")
     axes.set_title(f"{report.corpus.name}: {report.model}", fontsize=10)
-    axes.legend(loc="upper right", fontsize=8)
+    axes.legend(loc="upper center", fontsize=8, ncol=3, frameon=False)
     figure.tight_layout()
     target.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(target, format="png")
