@@ -333,72 +333,88 @@ async def evaluate(
             job = await queue.get()
             if job is None:
                 return
-            started = time.monotonic()
             try:
-                reply = await ev.chat.complete(job.plan.request())
-            except EndpointError as exc:
-                error = _endpoint_failure(exc, job.plan)
-                checkpoint.put(_record(job, "failed", error=error))
-                await finish(job.case, failed(job.case.id, job.mode, job.repeat, error, job.notes))
-                continue
-            latency = time.monotonic() - started
-            checkpoint.put(_record(job, "done", reply=reply_record(reply), latency=latency))
-            review = review_of(
-                job.plan,
-                reply,
-                case=job.case.id,
-                mode=job.mode,
-                repeat=job.repeat,
-                latency=latency,
-                tool_version=ev.tool_version,
-                cached=False,
-                notes=job.notes,
-            )
-            await finish(job.case, review)
+                await send(job)
+            except Exception as exc:  # a bug: this review fails, the others go on
+                error = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                reviews.append(failed(job.case.id, job.mode, job.repeat, error, job.notes))
+                event(f"{job.case.id} {job.mode}: {error}")
+
+    async def send(job: Job) -> None:
+        started = time.monotonic()
+        try:
+            reply = await ev.chat.complete(job.plan.request())
+        except EndpointError as exc:
+            error = _endpoint_failure(exc, job.plan)
+            checkpoint.put(_record(job, "failed", error=error))
+            await finish(job.case, failed(job.case.id, job.mode, job.repeat, error, job.notes))
+            return
+        latency = time.monotonic() - started
+        checkpoint.put(_record(job, "done", reply=reply_record(reply), latency=latency))
+        review = review_of(
+            job.plan,
+            reply,
+            case=job.case.id,
+            mode=job.mode,
+            repeat=job.repeat,
+            latency=latency,
+            tool_version=ev.tool_version,
+            cached=False,
+            notes=job.notes,
+        )
+        await finish(job.case, review)
+
+    async def fail(case: Case, modes: Sequence[str], error: str) -> None:
+        for mode in modes:
+            for r in range(1, ev.repeat + 1):
+                await finish(case, failed(case.id, mode, r, error))
+
+    async def produce(case: Case) -> None:
+        """Check the case out, plan each mode, and reuse or queue each request."""
+        try:
+            checkout = await asyncio.to_thread(space.checkout, corpus, case)
+        except WholerepoError as exc:
+            await fail(case, ev.modes, exc.one_line())
+            return
+        try:
+            settings = settings_for(checkout.path, ev.flags)
+            for mode in ev.modes:
+                try:
+                    p, notes = await asyncio.to_thread(plan_mode, mode, checkout, settings, ev.probe)
+                except WholerepoError as exc:
+                    await fail(case, (mode,), exc.one_line())
+                    continue
+                for r in range(1, ev.repeat + 1):
+                    key = request_key(p, mode, r)
+                    record = checkpoint.done(key)
+                    if record is None:
+                        await queue.put(Job(case, mode, r, p, key, notes))
+                        continue
+                    review = review_of(
+                        p,
+                        reply_from(record.get("reply") or {}),
+                        case=case.id,
+                        mode=mode,
+                        repeat=r,
+                        latency=record.get("latency_s"),
+                        tool_version=ev.tool_version,
+                        cached=True,
+                        notes=notes,
+                    )
+                    await finish(case, review)
+        except WholerepoError as exc:  # the case's settings
+            await fail(case, ev.modes, exc.one_line())
+        finally:
+            space.release(checkout)
 
     workers = [asyncio.ensure_future(worker()) for _ in range(max(1, ev.jobs))]
     try:
         for case in cases:
-            try:
-                checkout = await asyncio.to_thread(space.checkout, corpus, case)
-            except WholerepoError as exc:
-                for mode in ev.modes:
-                    for r in range(1, ev.repeat + 1):
-                        await finish(case, failed(case.id, mode, r, exc.one_line()))
-                continue
-            try:
-                for mode in ev.modes:
-                    try:
-                        settings = settings_for(checkout.path, ev.flags)
-                        p, notes = await asyncio.to_thread(plan_mode, mode, checkout, settings, ev.probe)
-                    except WholerepoError as exc:
-                        for r in range(1, ev.repeat + 1):
-                            await finish(case, failed(case.id, mode, r, exc.one_line()))
-                        continue
-                    for r in range(1, ev.repeat + 1):
-                        key = request_key(p, mode, r)
-                        record = checkpoint.done(key)
-                        if record is not None:
-                            review = review_of(
-                                p,
-                                reply_from(record.get("reply") or {}),
-                                case=case.id,
-                                mode=mode,
-                                repeat=r,
-                                latency=record.get("latency_s"),
-                                tool_version=ev.tool_version,
-                                cached=True,
-                                notes=notes,
-                            )
-                            await finish(case, review)
-                        else:
-                            await queue.put(Job(case, mode, r, p, key, notes))
-            finally:
-                space.release(checkout)
+            await produce(case)
     finally:
         for _ in workers:
             await queue.put(None)
-        await asyncio.gather(*workers, return_exceptions=False)
+        await asyncio.gather(*workers)
     order = {c.id: n for n, c in enumerate(cases)}
     reviews.sort(key=lambda r: (order.get(r.case, 0), ev.modes.index(r.mode), r.repeat))
     return reviews
