@@ -236,6 +236,26 @@ def test_every_shipped_plant_breaks_the_projects_tests(tmp_path: Path) -> None:
             space.release(checkout)
 
 
+def test_the_shipped_corpus_is_what_plant_makes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Planting the shipped snapshot again with the documented command gives the same corpus."""
+    pytest.importorskip("freezegun")
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")  # the same outcomes, seconds faster
+    source = tmp_path / "itsdangerous"
+    subprocess.run(
+        ["git", "clone", "-q", str(SHIPPED / "repo.bundle"), str(source)], check=True, capture_output=True
+    )
+    git(source, "checkout", "-q", "base")
+    result = CliRunner().invoke(
+        main, ["eval", "plant", str(source), "-o", str(tmp_path / "again"), "--count", "12", "--seed", "4"]
+    )
+    assert result.exit_code == 0, result.stderr
+
+    def body(file: Path) -> list[str]:
+        return [line for line in file.read_text().splitlines() if not line.startswith("source = ")]
+
+    assert body(tmp_path / "again" / "corpus.toml") == body(SHIPPED / "corpus.toml")
+
+
 def perfect_replies(corpus_dir: Path, modes: int) -> list[Chat]:
     """A reviewer that reports exactly each planted issue, quoting the head's code."""
     corpus = load_corpus(corpus_dir)

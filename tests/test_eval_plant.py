@@ -209,3 +209,18 @@ def test_a_json_corpus_file_with_its_bundle_beside_it(make_repo: MakeRepo, tmp_p
     assert [c.repo for c in corpus.cases] == ["ledger.bundle"] * 3
     assert sum(1 for c in corpus.cases if c.clean) == 1
     assert all(c.note and "tests not run" in c.note for c in corpus.cases if not c.clean)
+
+
+def test_a_rename_leaves_names_bound_by_except_and_import_alone() -> None:
+    source = (
+        "def load(text):\n"
+        "    error = None\n"
+        "    try:\n"
+        "        import json as decoder\n"
+        "        value = decoder.loads(text)\n"
+        "    except ValueError as error:\n"
+        "        return str(error)\n"
+        "    return value\n"
+    )
+    renamed = {m.description.split("`")[1] for m in candidates(_index({"m.py": source}), "clean-rename")}
+    assert renamed == {"value"}  # not `error` (bound by except) nor `decoder` (by import)

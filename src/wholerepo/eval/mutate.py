@@ -444,6 +444,22 @@ def _dotted(node: ast.AST) -> str:
     return ""
 
 
+def _bound_otherwise(func: ast.AST) -> set[str]:
+    """Names bound in ``func`` other than by a Name node: ``except ... as e``, imports, match
+    captures (a rename that edits Name nodes only would miss these bindings)."""
+    names: set[str] = set()
+    for n in ast.walk(func):
+        if isinstance(n, ast.ExceptHandler) and n.name:
+            names.add(n.name)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in n.names)
+        elif isinstance(n, (ast.MatchAs, ast.MatchStar)) and n.name:
+            names.add(n.name)
+        elif isinstance(n, ast.MatchMapping) and n.rest:
+            names.add(n.rest)
+    return names
+
+
 def _sign(op: ast.operator) -> str:
     return "+" if isinstance(op, ast.Add) else "-"
 
@@ -712,8 +728,9 @@ def _rename_parameter(index: Index, callee: Def, sites: Sequence[CallSite]) -> I
     defm = index.modules[callee.path]
     names = [*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs]
     used = _names_in(defm.tree) | {a.arg for a in ast.walk(defm.tree) if isinstance(a, ast.arg)}
+    elsewhere = _bound_otherwise(node)
     for param in names:
-        if param in node.args.posonlyargs or param.arg in ("self", "cls"):
+        if param in node.args.posonlyargs or param.arg in ("self", "cls") or param.arg in elsewhere:
             continue
         affected = [s for s in sites if any(k.arg == param.arg for k in s.node.keywords)]
         victim = _victim(sites, callee, affected)
@@ -1048,8 +1065,9 @@ def _rename_locals(index: Index, every_name: set[str]) -> Iterator[Mutation]:
                 {n.id for n in inner if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)} - params
             )
             in_fstrings = {name for n in inner if isinstance(n, ast.JoinedStr) for name in _names_in(n)}
+            elsewhere = _bound_otherwise(func)
             for name in stored:
-                if name in in_fstrings or name.startswith("__"):
+                if name in in_fstrings or name in elsewhere or name.startswith("__"):
                     continue
                 new = _new_name(name, every_name)
                 if new is None:
@@ -1159,9 +1177,11 @@ def _extract_from(
         if n is not func
     ):
         return
-    local = {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)} | {
-        n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)
-    }
+    local = (
+        {a.arg for a in ast.walk(func.args) if isinstance(a, ast.arg)}
+        | {n.id for n in ast.walk(func) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+        | _bound_otherwise(func)
+    )
     for stmt in ast.walk(func):
         if (isinstance(stmt, ast.Return) and stmt.value is not None) or (
             isinstance(stmt, ast.Assign) and len(stmt.targets) == 1
