@@ -64,6 +64,7 @@ def as_json(report: Report) -> dict[str, Any]:
                     "cost_usd": review.cost_usd,
                     "latency_s": review.latency_s,
                     "files_sent": review.files_sent,
+                    "files_left_out": review.files_left_out,
                     "from_checkpoint": review.cached,
                     "notes": list(review.notes),
                 }
@@ -215,6 +216,17 @@ def _case_table(report: Report) -> list[str]:
 
 def _notes(report: Report) -> list[str]:
     notes = list(dict.fromkeys([*report.notes, *(n for r in report.reviews for n in r.notes)]))
+    for mode in report.modes:
+        runs = [r for r in report.reviews if r.mode == mode and r.error is None and r.files_left_out]
+        if runs:
+            sent = sum(r.files_sent for r in runs) / len(runs)
+            left = sum(r.files_left_out for r in runs) / len(runs)
+            notes.append(
+                f"{mode}: the {report.window:,}-token window held {sent:.1f} files on average; {left:.1f}"
+                f" did not fit and were not sent ({len(runs)} of the reviews)"
+            )
+    if not any(r.completion_tokens is not None for r in report.reviews if r.error is None):
+        notes.append("the endpoint reported no token usage: output tokens and cost are unknown")
     unusable = [r for r in report.reviews if r.reply_error]
     if unusable:
         notes.append(

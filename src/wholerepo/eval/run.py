@@ -208,6 +208,7 @@ def review_of(
         cost_usd=result.cost_usd if result is not None else None,
         latency_s=latency,
         files_sent=0 if mode == "diff" else len(p.pack.included),
+        files_left_out=sum(1 for f in p.pack.skipped if f.reason == "over-budget"),
         reply_error=reply_error,
         cached=cached,
         notes=notes,

@@ -74,7 +74,8 @@ class Review:
     completion_tokens: int | None = None
     cost_usd: float | None = None
     latency_s: float | None = None
-    files_sent: int = 0
+    files_sent: int = 0  # whole files sent (none in diff mode)
+    files_left_out: int = 0  # files that did not fit the window
     reply_error: str | None = None
     error: str | None = None
     cached: bool = False
@@ -153,6 +154,12 @@ def score_case(case: Case, review: Review, tolerance: int = DEFAULT_TOLERANCE) -
     )
 
 
+def _known_sum(values: Iterable[int | None]) -> int | None:
+    """The sum of the figures the endpoint reported; None when it reported none."""
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
 def _ratio(a: int, b: int) -> float | None:
     return a / b if b else None
 
@@ -198,7 +205,7 @@ def figures(scores: Sequence[CaseScore], reviews: Sequence[Review]) -> dict[str,
         "unverified": sum(r.unverified + r.unanchored for r in done),
         "unusable_replies": sum(1 for r in done if r.reply_error),
         "prompt_tokens": sum(r.prompt_tokens for r in done),
-        "completion_tokens": sum(r.completion_tokens or 0 for r in done),
+        "completion_tokens": _known_sum(r.completion_tokens for r in done),
         "cost_usd": sum(c for c in costs if c is not None) if costs and None not in costs else None,
         "latency_s_mean": statistics.fmean(latencies) if latencies else None,
         "latency_s_max": max(latencies) if latencies else None,
