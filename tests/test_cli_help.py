@@ -19,6 +19,8 @@ from wholerepo.cli import main
         ["audit", "plan"],
         ["audit", "run"],
         ["audit", "merge"],
+        ["eval"],
+        ["eval", "plant"],
     ],
 )
 def test_help_has_examples(command: list[str]) -> None:

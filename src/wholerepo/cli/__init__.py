@@ -11,6 +11,7 @@ import click
 
 from .audit import audit_command
 from .errors import OneLineErrors
+from .eval import eval_group
 from .models import models_command
 from .pack import pack_command
 from .pr_review import pr_review_command
@@ -31,6 +32,7 @@ def main() -> None:
       wholerepo review . --dry-run          show what a review would send and cost
       wholerepo review . --fail-on high     review it; exit 1 on a high finding
       wholerepo audit . --dry-run           shard a repository larger than the window
+      wholerepo eval corpus -o eval.md      measure review quality on a corpus
     """
 
 
@@ -39,6 +41,7 @@ main.add_command(review_command)
 main.add_command(models_command)
 main.add_command(pr_review_command)
 main.add_command(audit_command)
+main.add_command(eval_group)
 
 
 def run() -> None:

@@ -7,6 +7,7 @@ Every git command of the project goes through ``run()`` (bytes in, bytes out), s
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import git
@@ -37,15 +38,25 @@ def work_tree(path: Path) -> Path | None:
     return Path(top).resolve() if top is not None else None
 
 
-def run(cwd: Path, *args: str, stdin: bytes | None = None, what: str | None = None) -> bytes:
-    """``git -C cwd args...`` and its standard output; a failure is a one-line UsageError."""
+def run(
+    cwd: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    what: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> bytes:
+    """``git -C cwd args...`` and its standard output; a failure is a one-line UsageError.
+
+    ``env`` adds variables to the environment (a commit's fixed author and dates, for one).
+    """
     command = ["git", "-C", str(cwd), *_CONFIG, *args]
     g = git.Git(str(cwd))
+    extra = dict(env) if env is not None else None
     try:
         if stdin is None:
-            out = g.execute(command, stdout_as_string=False, strip_newline_in_stdout=False)
+            out = g.execute(command, stdout_as_string=False, strip_newline_in_stdout=False, env=extra)
             return out if isinstance(out, bytes) else str(out).encode()
-        handle = g.execute(command, istream=subprocess.PIPE, as_process=True)
+        handle = g.execute(command, istream=subprocess.PIPE, as_process=True, env=extra)
         proc = handle.proc
         assert proc is not None
         stdout, stderr = proc.communicate(stdin)

@@ -111,7 +111,7 @@ class Pack:
         return None
 
     @functools.cached_property
-    def texts(self) -> Mapping[str, str]:
+    def texts(self) -> FileTexts:
         """Each included file's text exactly as sent (redacted, unnumbered), by path.
 
         Kept from the run when it kept them; otherwise read again on first use of each file, so
@@ -151,6 +151,11 @@ class FileTexts(Mapping[str, str]):
 
             self._texts[path] = file_text(self._pack, f)
         return self._texts[path]
+
+    def load_all(self) -> None:
+        """Read every text now (before the files go away, say)."""
+        for path in self._files:
+            self[path]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._files)

@@ -15,6 +15,7 @@ from .plan import (
     left_out,
     left_out_text,
     plan,
+    plan_diff,
     probe,
 )
 from .result import NotSent, ReviewResult
@@ -51,6 +52,7 @@ __all__ = [
     "left_out_text",
     "outcome_of",
     "plan",
+    "plan_diff",
     "probe",
     "probe_blocking",
     "review_blocking",

@@ -8,6 +8,7 @@ the pack, and the exact prompt token count.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
@@ -33,6 +34,7 @@ from .findings import (
     response_schema,
 )
 from .prompts import (
+    DIFF_ONLY,
     REPOSITORY_HEAD,
     REPOSITORY_TAIL,
     SYSTEM,
@@ -178,21 +180,7 @@ def plan(
 
     Over the budget, the files the diff touches rank first (fit/); ``explain`` ranks the files
     even when everything fits (``--explain-ranking``)."""
-    warnings: list[str] = []
-    diff = None
-    if base:
-        # The diff obeys the pack's selection: a file the pack skips shows as its name only.
-        diff = diff_against(path, base, hide=lambda entries: hidden(path, settings, entries))
-    if diff is not None and not diff.text.strip():
-        warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
-        diff = None
-    counter = TokenCounter(settings.tokenizer)  # control tokens only, for defanging
-    instructions = _instructions(settings, base if diff is not None else None, counter)
-    # The diff holds removed lines too: the very secret a change deletes must not be sent. Like
-    # the pack, it cannot close its block: framing markers in it are broken.
-    diff_text = None
-    if diff is not None:
-        diff_text = counter.defang(_redacted_diff(diff.text, settings))
+    diff, instructions, diff_text, warnings = _framing(path, settings, base)
     # Everything but the pack, counted in the pieces the message is made of: the pack sits between
     # a head that ends in a newline and a tail that starts with "<", both pre-tokenizer
     # boundaries, so the pack's own exact count adds up with theirs.
@@ -254,6 +242,81 @@ def plan(
         model=model or settings.model or DEFAULT_MODEL,
         warnings=tuple(warnings),
     )
+
+
+def plan_diff(
+    path: Path,
+    settings: Settings,
+    window: Window,
+    *,
+    base: str,
+    model: str | None = None,
+    on_progress: Progress | None = None,
+) -> Plan:
+    """Only the change, as diff-only reviewers see it: the diff against ``base`` (three lines of
+    context) in place of the repository, with the same system message and instructions.
+
+    The changed files are packed but not sent: findings are verified against their full text.
+    """
+    diff, instructions, diff_text, warnings = _framing(path, settings, base)
+    if diff is None or diff_text is None:
+        raise UsageError(f"the diff against {base} is empty: a diff-only review has nothing to send")
+    user = user_message(DIFF_ONLY, instructions.text, diff_text, base)
+    prompt_tokens = sum(_count([SYSTEM, user], settings))
+    max_tokens = settings.max_output_tokens
+    if prompt_tokens + max_tokens > window.tokens:
+        raise PromptTooLargeError(
+            f"the prompt does not fit: the diff and instructions take {prompt_tokens:,} tokens and"
+            f" --max-output-tokens {max_tokens:,} in the {window.tokens:,}-token window ({window.source})",
+            "lower --max-output-tokens, raise --context-window if the endpoint's window is larger,"
+            " or pick a nearer --base",
+        )
+    changed = sorted(f.path for f in diff.files if f.path)
+    only = {"include": tuple("/" + _literal(c) for c in changed)} if changed else {"exclude": ("*",)}
+    packed = pack(path, replace(settings, budget=None, **only), on_progress=on_progress)
+    return Plan(
+        settings=settings,
+        pack=packed,
+        instructions=instructions,
+        diff=diff,
+        base_ref=base,
+        system=SYSTEM,
+        user=user,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens,
+        window=window,
+        budget=0,  # no repository is sent
+        model=model or settings.model or DEFAULT_MODEL,
+        warnings=tuple(warnings),
+    )
+
+
+
+def _literal(path: str) -> str:
+    """``path`` as a gitignore pattern that matches it and nothing else."""
+    return re.sub(r"([\\*?\[\]!#])", r"\\\1", path).replace(" ", "\\ ")
+
+
+def _framing(
+    path: Path, settings: Settings, base: str | None
+) -> tuple[Diff | None, Instructions, str | None, list[str]]:
+    """The diff, the instructions and the diff's text as sent (redacted, defanged), and warnings."""
+    warnings: list[str] = []
+    diff = None
+    if base:
+        # The diff obeys the pack's selection: a file the pack skips shows as its name only.
+        diff = diff_against(path, base, hide=lambda entries: hidden(path, settings, entries))
+    if diff is not None and not diff.text.strip():
+        warnings.append(f"the diff against {base} is empty: reviewing the whole repository without a focus")
+        diff = None
+    counter = TokenCounter(settings.tokenizer)  # control tokens only, for defanging
+    instructions = _instructions(settings, base if diff is not None else None, counter)
+    # The diff holds removed lines too: the very secret a change deletes must not be sent. Like
+    # the pack, it cannot close its block: framing markers in it are broken.
+    diff_text = None
+    if diff is not None:
+        diff_text = counter.defang(_redacted_diff(diff.text, settings))
+    return diff, instructions, diff_text, warnings
 
 
 def _instructions(
