@@ -30,6 +30,9 @@ class Severity(_Word):
 
 
 SEVERITY_ORDER: tuple[Severity, ...] = tuple(Severity)  # most severe first
+# The plain values, in the one order every module uses: least to most severe (a threshold
+# compares indexes); shown most severe first by reversing it.
+SEVERITIES: tuple[str, ...] = tuple(s.value for s in reversed(SEVERITY_ORDER))
 
 
 class Category(_Word):
@@ -40,6 +43,9 @@ class Category(_Word):
     STYLE = "style"
     DOCS = "docs"
     TEST = "test"
+
+
+CATEGORIES: tuple[str, ...] = tuple(c.value for c in Category)
 
 
 class FileStatus(_Word):

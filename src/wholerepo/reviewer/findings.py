@@ -17,9 +17,9 @@ from typing import Any
 
 from ..errors import BlankReplyError, ReplyParseError
 from ..sanitize import clean_text, one_line
+from ..types import CATEGORIES, SEVERITIES
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")  # ascending
-CATEGORIES = ("bug", "security", "performance", "maintainability", "style", "docs", "test")
+__all__ = ["CATEGORIES", "SEVERITIES"]  # the reports read them here too
 FINGERPRINT_VERSION = "wholerepo/v1"
 
 TITLE_LIMIT = 300

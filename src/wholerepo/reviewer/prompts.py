@@ -29,10 +29,11 @@ import jinja2.sandbox
 
 from ..errors import UsageError
 from ..settings import BUILTIN_PROMPTS
+from ..types import CATEGORIES
+from ..types import SEVERITIES as ORDER
 
 BUILTIN = BUILTIN_PROMPTS
-SEVERITIES = ("critical", "high", "medium", "low", "info")
-CATEGORIES = ("bug", "security", "performance", "maintainability", "style", "docs", "test")
+SEVERITIES = tuple(reversed(ORDER))  # shown to the model most severe first
 
 SYSTEM = (
     "You are wholerepo, a meticulous code reviewer. The user message starts with a whole "

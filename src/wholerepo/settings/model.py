@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Literal, get_type_hints
 
 from ..errors import ConfigError
+from ..types import SEVERITIES as SEVERITIES
 
 if sys.version_info >= (3, 11):
     pass
@@ -21,7 +22,6 @@ DEFAULT_BUDGET = 1_048_576
 STYLES = ("xml", "markdown", "plain", "json")
 LINE_NUMBER_MODES = ("all", "sparse", "none")
 FIT_MODES = ("compress", "rank")  # over the budget: compress then drop, or drop by rank only
-SEVERITIES = ("info", "low", "medium", "high", "critical")
 FAIL_ON = ("none", *SEVERITIES)
 FAIL_ON_SCOPES = ("diff", "all")
 FORMATS = ("markdown", "sarif", "json")
