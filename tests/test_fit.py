@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tokenizers import Tokenizer as HFTokenizer
 import wholerepo
 from conftest import MakeRepo, git
 from wholerepo.cli import main
+from wholerepo.fit import plan
 from wholerepo.fit.kinds import rank_class
 from wholerepo.fit.parse import analyze
 from wholerepo.reviewer.findings import verify
@@ -465,3 +467,54 @@ def test_git_history_is_read_once_and_counts_churn(make_repo: MakeRepo) -> None:
         "src/big/m05.py"
     ]
     assert any("changed in 1 of the last 4 commits" in w for w in why["src/big/m06.py"])
+
+
+def _exact(options: list[plan.Option], frame: int, note: int) -> plan.Assemble:
+    """The output's tokens of a choice, as the packer counts them: frame, files, tree lines and
+    the note that comes with the first compressed file."""
+    by_path = {o.path: o for o in options}
+
+    def assemble(choice: Mapping[str, str]) -> int:
+        n = frame + (note if plan.COMPRESSED in choice.values() else 0)
+        for p, form in choice.items():
+            o = by_path[p]
+            n += o.tree + (o.full if form == plan.FULL else o.compressed or 0)
+        return n
+
+    return assemble
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [
+        (400, {"core.py": "full", "test.py": "full", ".gitignore": "full", "guide.md": "full"}),
+        # The note on compressed files would outweigh the outline: the top file goes in whole.
+        (250, {"core.py": "full", "test.py": "full"}),
+        (220, {"core.py": "full"}),
+        # Neither form fits: it is left out and smaller, less important files take the room.
+        (180, {"test.py": "full", ".gitignore": "full", "guide.md": "full"}),
+    ],
+)
+def test_a_tiny_budget_never_trades_the_top_file_for_the_compression_note(
+    limit: int, expected: dict[str, str]
+) -> None:
+    options = [
+        plan.Option("core.py", 105, 75, 7),
+        plan.Option("test.py", 21, None, 8),
+        plan.Option(".gitignore", 24, None, 8),
+        plan.Option("guide.md", 24, None, 7),
+    ]
+    assemble = _exact(options, frame=83, note=55)
+    choice = plan.plan(options, limit, 83, True, assemble, note=55)
+    assert choice == expected
+    assert assemble(choice) <= limit
+
+
+def test_the_planner_compresses_before_it_leaves_out_when_the_note_is_paid_once() -> None:
+    options = [plan.Option(f"m{i}.py", 100, 30, 5) for i in range(6)]
+    assemble = _exact(options, frame=50, note=40)
+    choice = plan.plan(options, 400, 50, True, assemble, note=40)
+    # Six outlines (6 x 35) and the note fit with room to send the most important whole.
+    assert set(choice) == {o.path for o in options}
+    assert choice["m0.py"] == plan.FULL and choice["m5.py"] == plan.COMPRESSED
+    assert assemble(choice) <= 400

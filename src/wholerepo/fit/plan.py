@@ -67,30 +67,41 @@ def extend(
     room: int,
     compress: bool,
     bounds: tuple[list[int], list[int]] | None = None,
+    note: int = 0,
 ) -> int:
     """Add to ``choice`` (in place) what fits in ``room`` more tokens, each newly added file with
     its tree line, then send compressed files whole while room lasts; returns the room left.
-    ``bounds``: floors(options, compress), to stop early."""
+    ``bounds``: floors(options, compress), to stop early. ``note``: what the header's note on
+    compressed files costs, paid with the first compressed file; a file whose outline does not
+    fit with it goes in whole when that fits (on a tiny budget the note can outweigh a file)."""
     add, upgrade = bounds or floors(options, compress)
+    noted = COMPRESSED in choice.values()
     for i, option in enumerate(options):
         if room < add[i]:
             break
         if option.path in choice:
             continue
         form, cost = option.cheapest(compress)
+        if form == COMPRESSED and not noted:
+            cost += note
         cost += option.tree
+        if cost > room and form == COMPRESSED and option.full + option.tree <= room:
+            form, cost = FULL, option.full + option.tree
         if cost <= room:
             choice[option.path] = form
             room -= cost
+            noted = noted or form == COMPRESSED
     if compress:
+        left = sum(1 for form in choice.values() if form == COMPRESSED)
         for i, option in enumerate(options):
-            if room < upgrade[i]:
+            if room < upgrade[i] and not (left == 1 and note):
                 break
             if choice.get(option.path) == COMPRESSED and option.compressed is not None:
-                extra = option.full - option.compressed
+                extra = option.full - option.compressed - (note if left == 1 else 0)
                 if extra <= room:
                     choice[option.path] = FULL
                     room -= extra
+                    left -= 1
     return room
 
 
@@ -111,23 +122,26 @@ def trim(options: Sequence[Option], choice: Choice, excess: int, compress: bool)
             excess -= (option.full if form == FULL else option.compressed or 0) + option.tree
 
 
-def plan(options: Sequence[Option], limit: int, frame: int, compress: bool, assemble: Assemble) -> Choice:
+def plan(
+    options: Sequence[Option], limit: int, frame: int, compress: bool, assemble: Assemble, note: int = 0
+) -> Choice:
     """The best choice (by rank) whose assembled output is at most ``limit`` tokens.
 
     ``options`` are in rank order; ``frame`` is the output's tokens without any file (the header
-    with an empty tree, and the footer). Each pass adds what the exact count of the last one
+    with an empty tree, and the footer), ``note`` what the header's note on compressed files adds
+    once one is. Each pass adds what the exact count of the last one
     left room for; a pass that overshoots (the tree-line estimates were short) is trimmed by the
     overshoot, least important files first, and counted again, until the output fits."""
     choice: Choice = {}
     bounds = floors(options, compress)
-    extend(options, choice, limit - frame, compress, bounds)
+    extend(options, choice, limit - frame, compress, bounds, note)
     n = assemble(choice)
     while n > limit and choice:
         trim(options, choice, n - limit, compress)
         n = assemble(choice)
     for _ in range(PASSES):
         trial = dict(choice)
-        extend(options, trial, limit - n, compress, bounds)
+        extend(options, trial, limit - n, compress, bounds, note)
         if trial == choice:
             break
         m = assemble(trial)

@@ -186,10 +186,12 @@ class FitStage:
         assemble: Assemble,
         count: Count,
         reread: Reread,
+        note: int = 0,
     ) -> Outcome:
         """Rank ``files``, compress what must be, and choose within ``limit`` tokens.
 
-        ``frame`` is the tokens of the output without any file (an empty tree)."""
+        ``frame`` is the tokens of the output without any file (an empty tree), ``note`` what the
+        header's note on compressed files adds to it."""
         by_path = {f.path: f for f in files}
         ranking, outlined = self._rank(files, reread, outlines=self.compress)
         outlines = self._outlines(by_path, outlined, count, reread) if self.compress else {}
@@ -225,7 +227,7 @@ class FitStage:
                 assembled[key] = assemble(*_split(choice, compressed_of(choice)))
             return assembled[key][1]
 
-        choice = plan.plan(options, limit, frame, self.compress, tokens_of)
+        choice = plan.plan(options, limit, frame, self.compress, tokens_of, note)
         tokens_of(choice)
         parts, n = assembled[frozenset(choice.items())]
         compressed = compressed_of(choice)

@@ -31,9 +31,10 @@ _CHUNK = 1 << 20
 class FileTooLarge(Exception):
     """A file over the size limit: not read (or not read past the limit)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, head: bytes = b"") -> None:
         super().__init__(size)
         self.size = size
+        self.head = head  # the first KB, enough to recognise what the file is
 
 
 class NotAFile(OSError):
@@ -161,10 +162,13 @@ class Reader:
             if not stat.S_ISREG(info.st_mode):
                 raise NotAFile(rel, kind_of(info.st_mode), _what(info.st_mode))
             if limit is not None and info.st_size > limit:
-                raise FileTooLarge(info.st_size)
+                raise FileTooLarge(info.st_size, os.pread(fd, _HEAD, 0))
             return _read_upto(fd, info.st_size, limit)
         finally:
             os.close(fd)
+
+
+_HEAD = 1024
 
 
 def _read_upto(fd: int, expected: int, limit: int | None) -> bytes:
@@ -182,7 +186,7 @@ def _read_upto(fd: int, expected: int, limit: int | None) -> bytes:
         parts.append(chunk)
         total += len(chunk)
         if limit is not None and total > limit:
-            raise FileTooLarge(total)
+            raise FileTooLarge(total, b"".join(parts)[:_HEAD])
         if len(chunk) < asked:  # a regular file reads short only at its end
             break
         want = _CHUNK

@@ -109,10 +109,16 @@ def fit(
         if n <= limit:
             ranking = make_stage().rank_only(fit_inputs(kept), reread) if explain else ()
             return Fitted(text, n, ranking=ranking)
-    # The frame: the header with an empty tree, plus the note on compressed files it may get.
-    frame = empty_n + counter.count_many([compressed_note(len(kept))])[0] + 2
+    # The frame is the header with an empty tree; the note on compressed files comes with the first.
+    note = counter.count_many([compressed_note(len(kept))])[0] + 2
     outcome = make_stage().run(
-        fit_inputs(kept), limit=limit, frame=frame, assemble=assemble, count=counter.count_many, reread=reread
+        fit_inputs(kept),
+        limit=limit,
+        frame=empty_n,
+        assemble=assemble,
+        count=counter.count_many,
+        reread=reread,
+        note=note,
     )
     return Fitted(outcome.parts, outcome.tokens, outcome, outcome.ranking)
 

@@ -192,8 +192,13 @@ def summarize(pack: Pack, top: int = 5) -> dict[str, Any]:
         "largest_dirs": sorted(dirs.items(), key=lambda x: (-x[1], x[0]))[:top],
         "redactions": sum(len(f.redactions) for f in pack.files),
         "redacted_files": sorted(f.path for f in pack.files if f.redactions),
+        # A few files are named; more are summed up by their top directories.
         "skipped_dirs": {
-            reason: [d for d, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+            reason: (
+                sorted(f.path for f in pack.skipped if f.reason == reason)
+                if reasons[reason] <= 3
+                else [d for d, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:top]]
+            )
             for reason, counts in where.items()
         },
     }

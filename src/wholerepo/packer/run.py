@@ -367,7 +367,9 @@ def _read(reader: Reader, w: _Work, rules: filters.Rules, render_key: bytes) -> 
     try:
         w.data = reader.read(w.candidate.fs_path, rules.max_file_size)
     except FileTooLarge as exc:
-        w.size, w.reason = exc.size, str(filters.Reason.TOO_LARGE)
+        # A large pack or report of an earlier run is still named as what it is.
+        large = filters.Reason.OWN_OUTPUT if decoding.is_own_output(exc.head) else filters.Reason.TOO_LARGE
+        w.size, w.reason = exc.size, str(large)
         return
     except NotAFile as exc:  # replaced since it was listed: a link, a FIFO, a device...
         reason = filters.Reason.SYMLINK if exc.kind == "symlink" else filters.Reason.SPECIAL

@@ -291,7 +291,6 @@ def plan_diff(
     )
 
 
-
 def _literal(path: str) -> str:
     """``path`` as a gitignore pattern that matches it and nothing else."""
     return re.sub(r"([\\*?\[\]!#])", r"\\\1", path).replace(" ", "\\ ")
