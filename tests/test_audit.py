@@ -182,11 +182,21 @@ def test_dry_run_prints_shards_tokens_and_cost_and_sends_nothing(fake: FakeOpenA
     assert report["requests"] == len(report["shards"]) >= 5
     assert all(s["prompt_tokens"] > 0 for s in report["shards"])
     assert report["shared_prefix_tokens"] > report["map_tokens"] > 0
+    # The budget is the repository part; every request adds the same instructions on top of it.
+    assert report["instruction_tokens"] > 0
+    assert all(
+        s["prompt_tokens"] <= report["budget"] + report["instruction_tokens"] for s in report["shards"]
+    )
+    assert (
+        max(s["prompt_tokens"] for s in report["shards"])
+        > report["instruction_tokens"] + report["map_tokens"]
+    )
     cost = report["estimated_cost_usd"]
     assert cost["input_with_cache"] < cost["input_without_cache"]
     assert cost["cache_hit_tokens"] == report["shared_prefix_tokens"] * (report["requests"] - 1)
     text = audit(fake, repo, "--dry-run").stdout
     assert "shard    1:" in text and "without the prefix cache" in text
+    assert f"plus {report['instruction_tokens']:,} of instructions" in text
 
 
 def test_plan_is_deterministic_and_a_matrix(fake: FakeOpenAI, repo: Path, tmp_path: Path) -> None:

@@ -202,3 +202,38 @@ def test_direct_api_rejects_bad_values() -> None:
         Settings(budget=0)
     with pytest.raises(ConfigError, match="style"):
         Settings(style="yaml")
+
+
+def test_a_user_file_named_by_the_variable_must_exist(make_repo: MakeRepo, tmp_path: Path) -> None:
+    # A typo in WHOLEREPO_CONFIG would drop one's own key and endpoint without a word.
+    root = make_repo({"a.py": "a\n"})
+    missing = tmp_path / "confg.toml"
+    line = one_line_error(run("pack", str(root), env={"WHOLEREPO_CONFIG": str(missing)}))
+    assert "WHOLEREPO_CONFIG" in line and "confg.toml" in line
+
+
+def test_both_repository_files_warn_which_one_is_read(make_repo: MakeRepo) -> None:
+    root = make_repo(
+        {
+            ".wholerepo.toml": 'style = "markdown"\n',
+            "pyproject.toml": '[tool.wholerepo]\nstyle = "plain"\n',
+            "a.py": "a\n",
+        }
+    )
+    result = run("pack", str(root))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("# Repository")  # .wholerepo.toml won
+    assert ".wholerepo.toml is read; [tool.wholerepo] in pyproject.toml beside it is ignored" in result.stderr
+
+
+def test_messages_name_where_a_value_came_from(make_repo: MakeRepo, tmp_path: Path) -> None:
+    # A value from a file is named by its key and file, not by a flag that was never given.
+    root = make_repo({"a.py": "a\n"})
+    user = tmp_path / "mine.toml"
+    user.write_text('prompt = "~/no/such/team.j2"\n')
+    line = one_line_error(run("review", str(root), "--dry-run", env={"WHOLEREPO_CONFIG": str(user)}))
+    assert f"prompt in {user}" in line and "--prompt" not in line.split(":")[0]
+    line = one_line_error(run("review", str(root), "--dry-run", env={"WHOLEREPO_PROMPT": "nope.j2"}))
+    assert line.startswith("Error: WHOLEREPO_PROMPT 'nope.j2' is neither")
+    line = one_line_error(run("review", str(root), "--dry-run", "--prompt", "nope.j2"))
+    assert line.startswith("Error: --prompt 'nope.j2' is neither")

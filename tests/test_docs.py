@@ -7,7 +7,10 @@ import re
 import shutil
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from conftest import MakeRepo
+from wholerepo.cli import main
 from wholerepo.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,4 +49,12 @@ def test_example_repository_config_loads_without_warnings(make_repo: MakeRepo) -
 def test_example_user_config_loads() -> None:
     settings = load_settings([], env={}, user_file=ROOT / "examples" / "config.toml")
     assert settings.base_url == "http://127.0.0.1:8000/v1" and settings.api_key_env == "VLLM_API_KEY"
-    assert settings.prompt_base == ROOT / "examples"
+    assert settings.prompt == "review"  # its own template is commented out: used as-is, it works
+
+
+def test_example_user_config_runs_a_dry_review_as_is(make_repo: MakeRepo) -> None:
+    root = make_repo({"app.py": "print(1)\n"})
+    env = {"WHOLEREPO_CONFIG": str(ROOT / "examples" / "config.toml")}
+    result = CliRunner().invoke(main, ["review", str(root), "--dry-run"], env=env)
+    assert result.exit_code == 0, result.stderr
+    assert "Qwen/Qwen2.5-Coder-32B-Instruct" in result.output

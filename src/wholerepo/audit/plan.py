@@ -419,7 +419,8 @@ def dry_run_report(plan: AuditPlan, endpoints: Sequence[str], notes: Sequence[st
         "endpoints": list(endpoints),
         "model": plan.model,
         "tokenizer": plan.settings.tokenizer,
-        "budget": plan.budget,
+        "budget": plan.budget,  # for the repository part of a request: map and files
+        "instruction_tokens": plan.frame.fixed,  # what every request adds to it
         "context_window": plan.frame.window.tokens,
         "context_window_source": plan.frame.window.source,
         "max_output_tokens": plan.frame.max_tokens,
@@ -456,7 +457,8 @@ def dry_run_text(report: Mapping[str, Any]) -> str:
     lines = [
         f"wholerepo audit --dry-run: nothing was sent to {', '.join(report['endpoints'])}",
         f"  model:          {report['model']}",
-        f"  budget:         {report['budget']:,} tokens a request ({report['context_window']:,}-token"
+        f"  budget:         {report['budget']:,} tokens of repository (map and files) a request,"
+        f" plus {report['instruction_tokens']:,} of instructions ({report['context_window']:,}-token"
         f" window, {report['context_window_source']}; output up to {report['max_output_tokens']:,})",
         f"  map:            {report['map_tokens']:,} tokens ({report['map_outlines']:,} outlines),"
         f" shared prefix {report['shared_prefix_tokens']:,} tokens in every request",
@@ -465,7 +467,7 @@ def dry_run_text(report: Mapping[str, Any]) -> str:
     for s in report["shards"]:
         lines.append(
             f"    shard {s['shard']:>4}: {s['prompt_tokens']:>10,} prompt tokens"
-            f" (exact, {report['tokenizer']}), {s['fill']:7.2%} of the budget,"
+            f" (exact, {report['tokenizer']}), repository {s['fill']:7.2%} of the budget,"
             f" {s['files']:,} file{'s' if s['files'] != 1 else ''}:"
             f" {s['name']}"
         )

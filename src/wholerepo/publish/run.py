@@ -198,7 +198,7 @@ def _base_prompt(
     text = read(relative.as_posix())
     if text is None:
         raise UsageError(
-            f"--prompt {settings.prompt!r}: no such file on the base branch",
+            f"{settings.named('prompt')} {settings.prompt!r}: no such file on the base branch",
             "a pull request's prompt template is read from its base branch",
         )
     target = scratch / "prompt" / relative.name

