@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from click.testing import CliRunner
 
@@ -34,3 +36,28 @@ def test_version() -> None:
     result = CliRunner().invoke(main, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.startswith("wholerepo, version ")
+
+
+def _option_help(command: list[str], option: str) -> str:
+    text = CliRunner().invoke(main, [*command, "--help"], terminal_width=400).stdout
+    [line] = [
+        ln
+        for ln in text.splitlines()
+        if ln.strip().startswith(option + " ") or ln.strip().startswith(option + ",")
+    ]
+    return line
+
+
+def test_budget_help_says_what_each_command_defaults_to() -> None:
+    assert "[default: 1048576]" in _option_help(["pack"], "--budget")
+    for command in (["review"], ["pr-review"], ["audit", "."]):
+        text = _option_help(command, "--budget")
+        assert "1048576" not in text and "context window leaves" in text, (command, text)
+
+
+def test_pr_review_help_names_only_its_own_flags() -> None:
+    text = CliRunner().invoke(main, ["pr-review", "--help"], terminal_width=400).stdout
+    specs = [re.split(r"\s{2,}", line.strip())[0] for line in text.splitlines() if line.startswith("  -")]
+    options = {flag for spec in specs for flag in re.findall(r"--[a-z][a-z-]+", spec)}
+    named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", text))
+    assert named <= options | {"--help"}, named - options

@@ -273,12 +273,45 @@ def test_missing_deepseek_key_is_exit_2_with_a_hint(repo: Path) -> None:
         ["--base", "no-such-ref"],
         ["--fail-on", "severe"],
         ["--api-key-env", "UNSET_VARIABLE"],
+        ["--budget", "5"],  # the user's budget, not the window, is too small: as in pack
     ],
 )
-def test_usage_errors_are_exit_2(fake: FakeOpenAI, repo: Path, args: list[str]) -> None:
-    result = review(fake, repo, *args)
+@pytest.mark.parametrize("dry", [False, True], ids=["run", "dry-run"])
+def test_usage_errors_are_exit_2(fake: FakeOpenAI, repo: Path, args: list[str], dry: bool) -> None:
+    # A dry run checks what the real run checks: passing it means the real run starts.
+    result = review(fake, repo, *args, *(["--dry-run"] if dry else []))
+    if dry and args[0] == "--api-key-env":  # but it needs no key
+        assert result.exit_code == 0, result.output
+        assert "did not ask the endpoint's /models: no API key (UNSET_VARIABLE is not set)" in result.stdout
+        return
     assert result.exit_code == 2, result.output
     assert fake.chats == []
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("Error: ")
+    if args[0] == "--budget":
+        assert "--budget 5 is too small" in line and "raise --budget" in line
+
+
+def test_the_missing_key_hint_names_the_dry_run_only_where_there_is_one(repo: Path) -> None:
+    review_ = CliRunner().invoke(main, ["review", str(repo)], catch_exceptions=False)
+    models = CliRunner().invoke(main, ["models"], catch_exceptions=False)
+    assert review_.exit_code == models.exit_code == 2
+    assert "--dry-run needs no key" in review_.stderr
+    assert "DEEPSEEK_API_KEY" in models.stderr and "--dry-run" not in models.stderr
+
+
+def test_the_dry_run_says_a_default_window_is_a_guess(fake: FakeOpenAI, repo: Path, tmp_path: Path) -> None:
+    text = review(fake, repo, "--dry-run").stdout
+    assert "1,048,576 (default: the endpoint did not report its window; pass --context-window" in text
+    user = tmp_path / "user.toml"
+    user.write_text("context_window = 64000\n")
+    data = json.loads(
+        review(fake, repo, "--dry-run", "--format", "json", env={"WHOLEREPO_CONFIG": str(user)}).stdout
+    )
+    assert data["context_window"] == 64000
+    assert data["context_window_source"] == f"context_window in {user}"
+    env = {"WHOLEREPO_CONTEXT_WINDOW": "64000"}
+    assert "64,000 (WHOLEREPO_CONTEXT_WINDOW)" in review(fake, repo, "--dry-run", env=env).stdout
 
 
 # -- exit 3 ---------------------------------------------------------------------------------------
@@ -349,6 +382,48 @@ def test_finish_reason_length_reports_complete_findings_as_partial(
     assert data["partial"] is True and "max-output-tokens" in data["partial_reason"]
     assert [f["start_line"] for f in data["verified"]] == [2]
     assert (out / "review.raw.txt").read_text(encoding="utf-8") == cut
+
+
+def test_a_reply_cut_short_of_max_output_tokens_blames_the_window(
+    fake: FakeOpenAI, repo: Path, out: Path
+) -> None:
+    # llama.cpp with a small n_ctx stops with "length" when its window fills, far below max_tokens.
+    full = reply(finding(), finding(start_line=6, end_line=6, quote="print(add(1, 2))", title="second"))
+    cut = full[: full.index('"second"') + 4]
+    fake.script(Chat(cut, finish_reason="length", usage=usage(prompt=3900, completion=196)))
+    result = review(fake, repo, "--output-dir", str(out), "--max-output-tokens", "2000")
+    assert result.exit_code == 3
+    error = result.stderr.strip().splitlines()[-1]
+    assert "3,900 prompt + 196 output tokens" in error, error
+    assert "--context-window" in error and "raise --max-output-tokens" not in error
+    data = load(out / "review.json")
+    assert data["partial"] is True and "context window" in data["partial_reason"]
+    assert [f["start_line"] for f in data["verified"]] == [2]
+
+
+def test_a_successful_run_removes_an_earlier_failures_raw_reply(
+    fake: FakeOpenAI, repo: Path, out: Path
+) -> None:
+    fake.script(Chat("this is not json at all"))
+    assert review(fake, repo, "--output-dir", str(out)).exit_code == 3
+    assert (out / "review.raw.txt").exists()
+    fake.script(Chat(reply(finding())))
+    result = review(fake, repo, "--output-dir", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["review.json", "review.md", "review.sarif"]
+
+
+def test_an_endpoint_host_that_does_not_resolve_fails_at_once(repo: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["review", str(repo), "--base-url", "http://llm.invalid/v1", "--model", "m"],
+        env={"OPENAI_API_KEY": KEY, "WHOLEREPO_MAX_RETRIES": "4", "WHOLEREPO_RETRY_BACKOFF": "5"},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 3
+    assert "retry" not in result.stderr  # four retries would wait 5+10+20+40 s
+    line = result.stderr.strip().splitlines()[-1]
+    assert "cannot resolve llm.invalid" in line and "--base-url" in line, line
 
 
 def test_resets_exhausted_write_partial_outputs(fake: FakeOpenAI, repo: Path, out: Path) -> None:

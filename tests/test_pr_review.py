@@ -375,3 +375,23 @@ def test_a_write_that_landed_before_an_error_is_not_made_twice(world: World) -> 
     )
     assert world.run().exit_code == 0
     assert len(world.gh.reviews) == 2 and len(world.gh.review_comments) == 2
+
+
+def test_a_refusal_without_a_token_says_to_set_github_token(world: World) -> None:
+    world.gh.fail("GET", r"/repos/", 404, times=50, body={"message": "Not Found"})
+    world.model.script(reply(finding()))
+    result = world.run("--dry-run", env={"GITHUB_TOKEN": ""})
+    assert result.exit_code != 0
+    line = result.stderr.strip().splitlines()[-1]
+    assert "404" in line and "set GITHUB_TOKEN" in line, line
+    assert not any("authorization" in r.headers for r in world.gh.requests)
+
+
+def test_a_github_host_that_does_not_resolve_fails_at_once(world: World) -> None:
+    # Retrying cannot bring back DNS: one line, no waits (the retries would take 1+2+4+8 s here).
+    result = world.run(env={"GITHUB_API_URL": "http://api.github.invalid", "WHOLEREPO_MAX_RETRIES": "4"})
+    assert result.exit_code == 3, result.output
+    assert "retry" not in result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "cannot resolve api.github.invalid" in line and "GITHUB_API_URL" in line, line
+    assert world.model.chats == []

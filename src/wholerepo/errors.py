@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from typing import ClassVar
 
 
@@ -52,3 +53,21 @@ class BlankReplyError(EndpointError):
 
 class ReplyParseError(EndpointError):
     """The model's reply holds no usable findings JSON."""
+
+
+def unresolvable(exc: BaseException) -> bool:
+    """Whether ``exc`` comes from a failed DNS lookup: no network, or a wrong host, so retrying
+    cannot help. HTTP libraries wrap socket.gaierror (requests in urllib3's MaxRetryError and its
+    ``reason``, httpx in ``__cause__``): search causes, contexts, args and reasons."""
+    todo: list[BaseException] = [exc]
+    seen: set[int] = set()
+    while todo:
+        e = todo.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return True
+        linked = (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+        todo.extend(x for x in linked if isinstance(x, BaseException))
+    return False

@@ -458,8 +458,10 @@ def dry_run_text(report: Mapping[str, Any]) -> str:
         f"wholerepo audit --dry-run: nothing was sent to {', '.join(report['endpoints'])}",
         f"  model:          {report['model']}",
         f"  budget:         {report['budget']:,} tokens of repository (map and files) a request,"
-        f" plus {report['instruction_tokens']:,} of instructions ({report['context_window']:,}-token"
-        f" window, {report['context_window_source']}; output up to {report['max_output_tokens']:,})",
+        f" plus {report['instruction_tokens']:,} of instructions and up to"
+        f" {report['max_output_tokens']:,} of output",
+        f"  context window: {report['context_window']:,}"
+        f" ({Window(0, report['context_window_source']).label})",
         f"  map:            {report['map_tokens']:,} tokens ({report['map_outlines']:,} outlines),"
         f" shared prefix {report['shared_prefix_tokens']:,} tokens in every request",
         f"  requests:       {report['requests']:,} ({report['files_in_shards']:,} files)",

@@ -162,9 +162,9 @@ def audit_all(ctx: click.Context, /, **params: Any) -> None:
 
         path: Path = params["path"]
         check_path(path)
-        targets = _review_targets(
-            params["formats"], params["output"], params["output_dir"], params["dry_run"]
-        )
+        targets = _review_targets(params["formats"], params["output"], params["output_dir"])
+        if params["dry_run"]:
+            targets = []  # checked above like the real run; a dry run writes no report
         settings, urls = _settings(ctx, params)
         print_warnings(settings.warnings)
         _prepare_outputs(targets)
@@ -324,7 +324,7 @@ def audit_merge(**params: Any) -> None:
         from ..settings import Settings
         from .review import _review_targets
 
-        targets = _review_targets(params["formats"], params["output"], params["output_dir"], False)
+        targets = _review_targets(params["formats"], params["output"], params["output_dir"])
         _prepare_outputs(targets)
         merged = merge_files([(str(f), f.read_text(encoding="utf-8")) for f in params["files"]])
         settings = Settings(fail_on=params["fail_on"] or "none")
@@ -372,7 +372,7 @@ def _probe_all(settings: Any, urls: list[str], dry: bool) -> list[tuple[str, Any
                 found.append((url, s, p, p.notes))
                 continue
         else:
-            require_api_key(url, s.api_key_env)
+            require_api_key(url, s.api_key_env, also="--dry-run needs no key")
         endpoint = Endpoint.from_settings(s)
         register_secret(endpoint.api_key)
         p = probe_blocking(s, OpenAICompatible(endpoint))

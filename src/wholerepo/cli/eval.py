@@ -232,7 +232,7 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
             if not quiet:
                 event(
                     f"{len(cases)} cases x {len(modes)} modes x {params['repeat']} to {found.model}"
-                    f" ({found.window.tokens:,}-token window, {found.window.source});"
+                    f" ({found.window.tokens:,}-token window, {found.window.label});"
                     f" checkpoint {checkpoint_file}"
                 )
             ev = Evaluation(

@@ -22,9 +22,24 @@ def pack_options(func: F) -> F:
     return _pack_options(func, fit=True)
 
 
+def review_pack_options(func: F) -> F:
+    """The pack options of commands that send the pack: the budget defaults to the window's room."""
+    return _pack_options(
+        func,
+        fit=True,
+        budget_help="Send at most N tokens of repository [default: what the context window leaves"
+        " after the instructions and --max-output-tokens].",
+    )
+
+
 def audit_pack_options(func: F) -> F:
     """The pack options of ``wholerepo audit``: its own ``--fit`` (shard), no ranking to explain."""
-    func = _pack_options(func, fit=False)
+    func = _pack_options(
+        func,
+        fit=False,
+        budget_help="At most N tokens of repository (map and files) in each request [default: what"
+        " the context window leaves after the instructions and --max-output-tokens].",
+    )
     return click.option(
         "--fit",
         type=click.Choice(["shard"]),
@@ -34,7 +49,7 @@ def audit_pack_options(func: F) -> F:
     )(func)
 
 
-def _pack_options(func: F, *, fit: bool) -> F:
+def _pack_options(func: F, *, fit: bool, budget_help: str = "Never exceed N tokens [default: 1048576].") -> F:
     options = [
         click.argument("path", required=False, default=".", type=click.Path(path_type=Path)),
         click.option("--style", type=click.Choice(STYLES), default=None, help="Output style [default: xml]."),
@@ -49,7 +64,7 @@ def _pack_options(func: F, *, fit: bool) -> F:
             type=click.IntRange(min=1),
             default=None,
             metavar="N",
-            help="Never exceed N tokens [default: 1048576].",
+            help=budget_help,
         ),
         click.option(
             "-i",

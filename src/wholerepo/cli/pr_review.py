@@ -13,7 +13,7 @@ import click
 
 from ..settings import SEVERITIES
 from .errors import handled_errors
-from .options import flag_overrides, pack_options, reporter
+from .options import flag_overrides, reporter, review_pack_options
 from .review import review_command
 
 # review's own options that mean the same here (the settings and where reports go).
@@ -33,7 +33,7 @@ REUSED = (
 
 
 @click.command("pr-review")
-@pack_options
+@review_pack_options
 @click.option("--repo", metavar="OWNER/NAME", default=None, help="Run outside Actions: the repository.")
 @click.option(
     "--pr", "pr", type=click.IntRange(min=1), default=None, metavar="N", help="...and the pull request."
@@ -127,5 +127,21 @@ def _pr_review(ctx: click.Context, /, **params: Any) -> None:
 
 
 pr_review_command: click.Command = _pr_review
-# Reuse review's options as they are (help texts, types, the settings they map to).
-pr_review_command.params.extend(p for p in review_command.params if p.name in REUSED)
+# Review's options mean the same here (types, defaults, the settings they map to); the few whose
+# help names review-only flags (--format, --base) get a copy with pr-review's words.
+PR_HELP = {
+    "output_dir": "Also write review.md / review.sarif / review.json here.",
+    "fail_on_scope": "Which findings --fail-on counts: those on the pull request's changed lines (diff)"
+    " or all [default: diff].",
+}
+
+
+def _reused(param: click.Parameter) -> click.Parameter:
+    if param.name not in PR_HELP or not isinstance(param, click.Option):
+        return param
+    copy = click.Option(param.opts, type=param.type, default=param.default, metavar=param.metavar)
+    copy.name, copy.help = param.name, PR_HELP[param.name]
+    return copy
+
+
+pr_review_command.params.extend(_reused(p) for p in review_command.params if p.name in REUSED)

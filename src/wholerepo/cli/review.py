@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -15,16 +16,16 @@ from .options import (
     check_path,
     flag_overrides,
     fmt,
-    pack_options,
     plural,
     print_explanation,
     print_warnings,
     reporter,
+    review_pack_options,
 )
 
 
 @click.command("review")
-@pack_options
+@review_pack_options
 @click.option(
     "--base-url",
     metavar="URL",
@@ -135,9 +136,10 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
     with handled_errors(params["debug"]):
         path: Path = params["path"]
         check_path(path)
-        targets = _review_targets(
-            params["formats"], params["output"], params["output_dir"], params["dry_run"]
-        )
+        # Checked in a dry run too, so that a dry run passing means the real run will start.
+        targets = _review_targets(params["formats"], params["output"], params["output_dir"])
+        if params["dry_run"]:
+            targets = []  # a dry run writes no report, only its own summary on stdout
         flags = flag_overrides(ctx, params)
         from ..packer import settings_for
         from .output import ensure_parent, require_stdout
@@ -230,12 +232,13 @@ def _review(
 
     from .. import __version__
     from ..llm.openai_compat import OpenAICompatible
-    from ..llm.policy import Endpoint
+    from ..llm.policy import Endpoint, require_api_key
     from ..report import render
     from ..reviewer import failing, left_out, left_out_text, review_blocking
     from .output import register_secret, write_atomic, write_stdout
 
     quiet = params["quiet"]
+    require_api_key(settings.base_url, settings.api_key_env, also="--dry-run needs no key")
     endpoint = Endpoint.from_settings(settings)
     register_secret(endpoint.api_key)
     progress = reporter(quiet)
@@ -276,6 +279,10 @@ def _review(
     if outcome.raw is not None and (outcome.error is not None or outcome.interrupted):
         write_atomic(raw_file, outcome.raw, private=True)
         saved = raw_file
+    elif outcome.error is None and not outcome.interrupted:
+        # An earlier failure's raw reply beside this run's reports would read as this run's.
+        with contextlib.suppress(OSError):
+            raw_file.unlink(missing_ok=True)
     if not quiet and result is not None:
         _review_summary(result, written)
     if outcome.interrupted:
@@ -320,7 +327,7 @@ def _probe(settings: Any, chat: Any, not_asked: str | None, raw_file: Path) -> A
 
 
 def _review_targets(
-    formats: tuple[str, ...], output: Path | None, output_dir: Path | None, dry_run: bool
+    formats: tuple[str, ...], output: Path | None, output_dir: Path | None
 ) -> list[tuple[str, Path | None]]:
     """Which report goes where: (format, file or None for stdout)."""
     from ..errors import UsageError
@@ -329,8 +336,6 @@ def _review_targets(
     chosen = list(dict.fromkeys(formats))
     if output is not None and output_dir is not None:
         raise UsageError("give -o FILE or --output-dir DIR, not both")
-    if dry_run:
-        return []
     if output_dir is not None:
         return [(f, output_dir / FORMAT_FILENAMES[f]) for f in (chosen or list(FORMAT_FILENAMES))]
     if len(chosen) > 1:

@@ -23,8 +23,9 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
-from ..errors import EndpointError
+from ..errors import EndpointError, unresolvable
 from .base import (
     ChatRequest,
     ContextLengthError,
@@ -311,6 +312,12 @@ class OpenAICompatible:
         except openai.APITimeoutError:
             raise _Retry("the request timed out", "a timeout") from None
         except openai.APIConnectionError as exc:
+            if unresolvable(exc):  # no network or a wrong host: waiting will not change it
+                host = urlsplit(self.endpoint.base_url).hostname or self.endpoint.base_url
+                raise EndpointFailed(
+                    f"cannot resolve {host} (no network, or a wrong --base-url)",
+                    "check the network and --base-url",
+                ) from None
             raise _Retry(
                 f"connection failed: {self.endpoint.scrub(_describe(exc))}", "a dropped connection"
             ) from None

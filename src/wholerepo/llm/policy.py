@@ -57,15 +57,17 @@ def find_api_key(
 
 
 def require_api_key(
-    base_url: str, api_key_env: str | None, env: Mapping[str, str] | None = None
+    base_url: str, api_key_env: str | None, env: Mapping[str, str] | None = None, *, also: str = ""
 ) -> str | None:
     """The key; None for a host that may need none; a usage error when DeepSeek's would be keyless
-    or a variable named by --api-key-env is empty."""
+    or a variable named by --api-key-env is empty (``also`` ends its advice: "--dry-run needs no
+    key" from the commands that have such a dry run)."""
     key, names = find_api_key(base_url, api_key_env, env)
     if key is None and (api_key_env or is_deepseek(base_url)):
         raise UsageError(
             f"no API key: {names[0]} is not set",
-            f"export {names[0]}=..., or name another variable with --api-key-env (--dry-run needs no key)",
+            f"export {names[0]}=..., or name another variable with --api-key-env"
+            + (f" ({also})" if also else ""),
         )
     return key
 

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import requests
 
 from ..cli.output import register_secret, scrub
-from ..errors import EndpointError, WholerepoError
+from ..errors import EndpointError, WholerepoError, unresolvable
 from ..sanitize import one_line
 
 DEFAULT_API_URL = "https://api.github.com"
@@ -215,6 +215,13 @@ class GitHub:
                     allow_redirects=method == "GET",
                 )
             except requests.RequestException as exc:
+                host = urlsplit(url).hostname or url
+                if unresolvable(exc):
+                    # No DNS answer: no network, or a wrong API URL. Waiting will not change that.
+                    raise GitHubUnavailable(
+                        f"{label}: cannot resolve {host} (no network, or a wrong GITHUB_API_URL)",
+                        "check the runner's network and GITHUB_API_URL / GITHUB_GRAPHQL_URL",
+                    ) from None
                 failure = f"{label}: {type(exc).__name__}"
                 wait = self._backoff(attempt + 1)
             else:
@@ -296,7 +303,12 @@ class GitHub:
         status = response.status_code
         message = self._message(response)
         hint = None
-        if status in (401, 403, 404):
+        if status in (401, 403, 404) and not self.token:
+            hint = (
+                "no token was sent: set GITHUB_TOKEN (in a workflow: env: GITHUB_TOKEN:"
+                " ${{ secrets.GITHUB_TOKEN }})"
+            )
+        elif status in (401, 403, 404):
             hint = (
                 "check the token and its permissions (pull-requests: write, issues: write, contents: read);"
                 " a fork's pull_request event gets a read-only token"

@@ -60,7 +60,14 @@ class PromptTooLargeError(EndpointError):
 @dataclass(frozen=True)
 class Window:
     tokens: int
-    source: str  # "--context-window" | "endpoint /models" | "default"
+    source: str  # "--context-window" (or where the setting came from) | "endpoint /models" | "default"
+
+    @property
+    def label(self) -> str:
+        """The source as messages show it: a default is a guess the user may need to correct."""
+        if self.source == "default":
+            return "default: the endpoint did not report its window; pass --context-window if it differs"
+        return self.source
 
 
 @dataclass(frozen=True)
@@ -133,7 +140,7 @@ async def probe(settings: Settings, chat: ChatModel | None, *, not_asked: str | 
         if chat is None and not known:
             notes.append(f"did not ask the endpoint's /models: {not_asked or 'no endpoint'}")
         window = (
-            Window(settings.context_window, "--context-window")
+            Window(settings.context_window, settings.named("context_window"))
             if settings.context_window is not None
             else Window(DEFAULT_WINDOW, "default")
         )
@@ -159,7 +166,7 @@ async def probe(settings: Settings, chat: ChatModel | None, *, not_asked: str | 
         else:
             model = DEFAULT_MODEL
     if settings.context_window is not None:
-        return Probe(Window(settings.context_window, "--context-window"), model, tuple(notes))
+        return Probe(Window(settings.context_window, settings.named("context_window")), model, tuple(notes))
     for m in models:
         if m.id == model and m.max_model_len:
             return Probe(Window(m.max_model_len, "endpoint /models"), model, tuple(notes))
@@ -192,14 +199,14 @@ def plan(
     fixed = sum(_count([SYSTEM, REPOSITORY_HEAD, tail], settings))
     max_tokens = settings.max_output_tokens
     room = window.tokens - fixed - TEMPLATE_MARGIN - max_tokens
-    flags = "lower --max-output-tokens, raise --context-window if the endpoint's window is larger"
+    flags = _window_advice(settings)
     if diff is not None:
         flags += ", or pick a nearer --base"
     if room <= 0:
         raise PromptTooLargeError(
             f"the prompt does not fit: the instructions{' and diff' if diff else ''} take {fixed:,} tokens"
             f" and --max-output-tokens {max_tokens:,}, leaving no room for the repository in the"
-            f" {window.tokens:,}-token window ({window.source})",
+            f" {window.tokens:,}-token window ({window.label})",
             flags,
         )
     budget = min(room, settings.budget) if settings.budget is not None else room
@@ -215,8 +222,15 @@ def plan(
             explain=explain,
         )
     except BudgetError as exc:
+        if budget == settings.budget and budget < room:
+            # The user's own budget is what is too small, not the window: a usage error, as in pack.
+            limit = settings.named("budget")
+            raise UsageError(
+                f"{limit} {budget:,} is too small {exc.message.partition(' is too small ')[2]}",
+                f"raise {limit}",
+            ) from exc
         raise PromptTooLargeError(
-            f"the prompt does not fit: {exc.message} ({window.tokens:,}-token window, {window.source})",
+            f"the prompt does not fit: {exc.message} ({window.tokens:,}-token window, {window.label})",
             flags,
         ) from exc
     user = user_message(packed.text, instructions.text, diff_text, base)
@@ -224,7 +238,7 @@ def plan(
     if prompt_tokens + max_tokens > window.tokens:
         raise PromptTooLargeError(
             f"the prompt does not fit: {prompt_tokens:,} prompt tokens + {max_tokens:,} output tokens"
-            f" exceed the {window.tokens:,}-token window ({window.source})",
+            f" exceed the {window.tokens:,}-token window ({window.label})",
             "lower --budget or " + flags,
         )
     return Plan(
@@ -267,9 +281,8 @@ def plan_diff(
     if prompt_tokens + max_tokens > window.tokens:
         raise PromptTooLargeError(
             f"the prompt does not fit: the diff and instructions take {prompt_tokens:,} tokens and"
-            f" --max-output-tokens {max_tokens:,} in the {window.tokens:,}-token window ({window.source})",
-            "lower --max-output-tokens, raise --context-window if the endpoint's window is larger,"
-            " or pick a nearer --base",
+            f" --max-output-tokens {max_tokens:,} in the {window.tokens:,}-token window ({window.label})",
+            _window_advice(settings) + ", or pick a nearer --base",
         )
     changed = sorted(f.path for f in diff.files if f.path)
     only = {"include": tuple("/" + _literal(c) for c in changed)} if changed else {"exclude": ("*",)}
@@ -348,6 +361,13 @@ class Frame:
     window: Window
 
 
+def _window_advice(settings: Settings) -> str:
+    return (
+        f"lower {settings.named('max_output_tokens')}, raise {settings.named('context_window')}"
+        " if the endpoint's window is larger"
+    )
+
+
 def frame(settings: Settings, window: Window, *, note: str = "") -> Frame:
     """The frame of requests that carry a repository the caller packs itself (an audit's shards),
     with ``note`` after the instructions; raises PromptTooLargeError when nothing fits."""
@@ -359,8 +379,8 @@ def frame(settings: Settings, window: Window, *, note: str = "") -> Frame:
         raise PromptTooLargeError(
             f"the prompt does not fit: the instructions take {fixed:,} tokens and --max-output-tokens"
             f" {settings.max_output_tokens:,}, leaving no room for the repository in the"
-            f" {window.tokens:,}-token window ({window.source})",
-            "lower --max-output-tokens, or raise --context-window if the endpoint's window is larger",
+            f" {window.tokens:,}-token window ({window.label})",
+            _window_advice(settings),
         )
     budget = min(room, settings.budget) if settings.budget is not None else room
     return Frame(instructions, fixed, budget, settings.max_output_tokens, window)
@@ -535,7 +555,8 @@ def dry_run_text(report: Mapping[str, Any]) -> str:
         f"  prompt tokens:  {report['prompt_tokens']:,} exact ({report['tokenizer']}),"
         f" of which the repository {report['repository_tokens']:,}",
         f"  output tokens:  up to {report['max_output_tokens']:,}",
-        f"  context window: {report['context_window']:,} ({report['context_window_source']})",
+        f"  context window: {report['context_window']:,}"
+        f" ({Window(0, report['context_window_source']).label})",
     ]
     dropped = left_out_text(report["not_sent"])
     if dropped:

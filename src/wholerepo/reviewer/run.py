@@ -89,7 +89,7 @@ async def run(
         raise PromptTooLargeError(
             f"the prompt does not fit the endpoint's context window: we sent {p.prompt_tokens:,} prompt"
             f" tokens (exact, {p.settings.tokenizer}) and asked for {p.max_tokens:,} output tokens in a"
-            f" {p.window.tokens:,}-token window ({p.window.source}){real}. Endpoint: {exc.message}",
+            f" {p.window.tokens:,}-token window ({p.window.label}){real}. Endpoint: {exc.message}",
             "set --context-window to the endpoint's real window, or lower --budget or --max-output-tokens",
         ) from None
     except NotJSONError as exc:
@@ -155,11 +155,9 @@ def outcome_of(p: Plan, reply: Reply, tool_version: str) -> Outcome:
     if not reply.json_mode:
         warnings.append("the endpoint does not support JSON mode (response_format); asked in words only")
     if reply.finish_reason == "length":
-        reason = f"the reply was cut off at --max-output-tokens ({p.max_tokens:,})"
+        reason, advice = _cut_off(p, reply)
         result = _partial_result(p, reply.content, reason, tool_version, usage=reply.usage, warnings=warnings)
-        error = EndpointError(
-            f"{reason}; the complete findings are reported as partial", "raise --max-output-tokens"
-        )
+        error = EndpointError(f"{reason}; the complete findings are reported as partial", advice)
         return Outcome(result, error=error, raw=reply.content)
     try:
         parsed = parse_reply(reply.content)
@@ -170,6 +168,26 @@ def outcome_of(p: Plan, reply: Reply, tool_version: str) -> Outcome:
         result = _result(p, parsed, reply.usage, tool_version, warnings, partial_reason=reason)
         return Outcome(result, error=EndpointError(reason), raw=reply.content)
     return Outcome(_result(p, parsed, reply.usage, tool_version, warnings))
+
+
+def _cut_off(p: Plan, reply: Reply) -> tuple[str, str]:
+    """Why a reply ended with finish_reason "length", and what to change.
+
+    Short of --max-output-tokens, the server's own window filled up (llama.cpp's n_ctx, vLLM's
+    max_model_len): the window wholerepo planned for is larger than the real one."""
+    used = reply.usage.completion_tokens if reply.usage is not None else None
+    if used is None or used >= p.max_tokens * 0.98:
+        limit = p.settings.named("max_output_tokens")
+        return f"the reply was cut off at {limit} ({p.max_tokens:,})", f"raise {limit}"
+    prompt = reply.usage.prompt_tokens if reply.usage is not None else None
+    took = f"{prompt:,} prompt + {used:,} output tokens" if prompt else f"{used:,} output tokens"
+    return (
+        f"the reply was cut off after {took}, short of --max-output-tokens ({p.max_tokens:,}):"
+        f" the endpoint's context window is smaller than the {p.window.tokens:,} tokens planned"
+        f" ({p.window.label})",
+        "set --context-window to the endpoint's real window (or start the server with a larger one),"
+        " or lower --budget",
+    )
 
 
 def _partial_result(
