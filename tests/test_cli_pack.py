@@ -106,6 +106,14 @@ def test_default_path_is_the_current_directory(repo: Path, monkeypatch: pytest.M
     assert "README" not in result.stdout
 
 
+def test_a_dash_output_is_standard_output(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(repo)
+    result = run("pack", "-o", "-", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == run("pack", "-q").stdout and result.stdout.startswith("<repository>")
+    assert not (repo / "-").exists()
+
+
 def test_manifest_lists_every_git_file(repo: Path, tmp_path: Path, hf: HFTokenizer) -> None:
     (repo / "untracked.py").write_text("new = 1\n")
     (repo / "src" / "app.py").unlink()

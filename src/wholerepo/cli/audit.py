@@ -18,7 +18,16 @@ import click
 
 from ..settings import FAIL_ON, FORMATS, THINKING
 from .errors import Interrupts, Terminated, echo_err, handled_errors
-from .options import audit_pack_options, check_path, flag_overrides, fmt, plural, print_warnings, reporter
+from .options import (
+    audit_pack_options,
+    check_path,
+    dash_is_stdout,
+    flag_overrides,
+    fmt,
+    plural,
+    print_warnings,
+    reporter,
+)
 
 DEFAULT = "repository"
 EXIT_FAILED = 3
@@ -86,8 +95,9 @@ def _report_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Report format; repeat with --output-dir for several [default: markdown].",
         ),
         click.option(
-            "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-            help="Write the report here.",
+            "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+            default=None, callback=dash_is_stdout,
+            help="Write the report here [default: standard output; - for standard output].",
         ),
         click.option(
             "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -189,8 +199,8 @@ def audit_all(ctx: click.Context, /, **params: Any) -> None:
 @audit_command.command("plan")
 @_endpoint_options
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
-    help="Write the plan here [default: stdout].",
+    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
+    callback=dash_is_stdout, help="Write the plan here [default: standard output; - for standard output].",
 )  # fmt: skip
 @click.pass_context
 def audit_plan(ctx: click.Context, /, **params: Any) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from .errors import echo_err, handled_errors
-from .options import flag_overrides, print_warnings
+from .options import dash_is_stdout, flag_overrides, print_warnings
 from .review import review_command
 
 MODES = ("diff", "repo", "fit")
@@ -76,9 +76,11 @@ def eval_group() -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
-    help="Write the report here (the checkpoint goes beside it) [default: stdout].",
+    callback=dash_is_stdout,
+    help="Write the report here (the checkpoint goes beside it) [default: standard output; - for"
+    " standard output].",
 )
 @click.option(
     "--format",

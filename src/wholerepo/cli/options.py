@@ -17,6 +17,11 @@ from .errors import Interrupts, echo_err
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def dash_is_stdout(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    """``-o -`` means standard output, as it does for most command-line tools."""
+    return None if value is not None and str(value) == "-" else value
+
+
 def pack_options(func: F) -> F:
     """Options shared by every command that packs a repository."""
     return _pack_options(func, fit=True)

@@ -11,6 +11,7 @@ import click
 from .errors import echo_err, handled_errors
 from .options import (
     check_path,
+    dash_is_stdout,
     fit_focus,
     flag_overrides,
     fmt,
@@ -28,9 +29,10 @@ from .options import (
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
-    help="Write the pack here instead of standard output.",
+    callback=dash_is_stdout,
+    help="Write the pack here instead of standard output (- for standard output).",
 )
 @click.option(
     "--manifest",

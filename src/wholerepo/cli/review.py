@@ -14,6 +14,7 @@ from ..settings import FAIL_ON, FAIL_ON_SCOPES, FORMATS, THINKING
 from .errors import Interrupts, Terminated, echo_err, handled_errors
 from .options import (
     check_path,
+    dash_is_stdout,
     flag_overrides,
     fmt,
     plural,
@@ -55,9 +56,10 @@ from .options import (
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     default=None,
-    help="Write the report here.",
+    callback=dash_is_stdout,
+    help="Write the report here [default: standard output; - for standard output].",
 )
 @click.option(
     "--output-dir",
