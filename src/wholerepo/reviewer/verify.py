@@ -897,6 +897,8 @@ def _near_match(quote: Quote, index: FileIndex, start: int, end: int) -> Span | 
     wanted_flat = ["".join(line.split()) for line in wanted]
     flat = index.flat
     best: tuple[float, int, Span] | None = None
+    best_raw = 0.0
+    altered = 0.0  # the best similarity of a window that differs from the quote in its logic
     for s in range(max(1, start - NEAR_LINES), min(end, start + CITED_SPAN_CAP) + NEAR_LINES + 1):
         e = s + k - 1
         if e > index.total:
@@ -905,7 +907,9 @@ def _near_match(quote: Quote, index: FileIndex, start: int, end: int) -> Span | 
         similarity = fuzz.ratio(quote.flat.text, "".join(lines))
         window = index.canon.lines[s - 1 : e]
         if not _same_logic(wanted, window):
+            altered = max(altered, similarity)
             continue
+        raw = similarity
         if similarity >= NEAR_SIMILARITY and _lines_agree(wanted_flat, lines):
             pass
         elif _renamed(wanted, window):
@@ -914,8 +918,11 @@ def _near_match(quote: Quote, index: FileIndex, start: int, end: int) -> Span | 
             continue
         rank = (-similarity, abs(s - start), (s, e))
         if best is None or rank < best:
-            best = rank
-    return best[2] if best is not None else None
+            best, best_raw = rank, raw
+    # The quote is closer to other code with its logic changed: it claims that code, altered.
+    if best is None or altered >= best_raw:
+        return None
+    return best[2]
 
 
 def _lines_agree(wanted: Sequence[str], lines: Sequence[str]) -> bool:
