@@ -207,9 +207,27 @@ def test_a_made_up_line_between_two_real_ones_is_rejected() -> None:
     assert fuzz.ratio("".join(fabricated.split()), real) >= 85
     found = verify([item(path="total.py", quote=fabricated, start_line=2, end_line=4)], {"total.py": CODE})
     assert set_apart(found) == ("unverified", "quote-not-found")
-    slightly = fabricated.replace("os.remove(result, lower=0)", "result = clamp(result, lower=0, upper=10)")
+    slightly = fabricated.replace("os.remove(result, lower=0)", "result = clamp(result, low=0, upper=100)")
     found = verify([item(path="total.py", quote=slightly, start_line=2, end_line=4)], {"total.py": CODE})
     assert one(found) == (2, 4, "quote-near")
+    assert NEAR_SIMILARITY >= 90
+
+
+@pytest.mark.parametrize(
+    ("real", "altered"),
+    [
+        ("upper=100", "upper=10"),  # a number
+        ("result = clamp", "result != clamp"),  # an operator
+        ("rounding=True", "rounding=False"),  # a literal
+        ("return normalise", "return not normalise"),  # a keyword put in
+    ],
+)
+def test_a_quote_with_its_logic_changed_is_not_a_near_match(real: str, altered: str) -> None:
+    # As similar as a renamed name, but the code it claims is not there: a made-up finding's.
+    quote = "\n".join(CODE.splitlines()[1:4]).replace(real, altered)
+    assert fuzz.ratio("".join(quote.split()), "".join(CODE.split("\n", 1)[1].split())) >= 90
+    found = verify([item(path="total.py", quote=quote, start_line=2, end_line=4)], {"total.py": CODE})
+    assert set_apart(found) == ("unverified", "quote-not-found")
     assert NEAR_SIMILARITY >= 90
 
 

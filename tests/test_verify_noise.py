@@ -188,3 +188,25 @@ def test_markdown_sarif_and_json_agree_through_the_cli(
     assert score.kinds["fabricated"]["rejected"] == sum(score.kinds["fabricated"].values()) > 0
     assert score.kinds["true"]["right"] >= 0.75 * sum(score.kinds["true"].values())
     assert KEY not in md + json.dumps(data) + json.dumps(doc)
+
+
+def with_crlf(files: dict[str, str]) -> dict[str, str]:
+    """Every third file (in path order) with CRLF line ends, as a Windows checkout packs it."""
+    return {p: t.replace("\n", "\r\n") if i % 3 == 0 else t for i, (p, t) in enumerate(sorted(files.items()))}
+
+
+@pytest.mark.parametrize("seed", [16, 1])
+def test_slips_the_issue_did_not_count(files: dict[str, str], seed: int) -> None:
+    # Tabs, dropped comments, joined lines, CRLF files, other tools' line numbers, paths with
+    # anchors, quotes, URL escapes or the repository's folder, odd line values, lines 0 or past
+    # the end: all kept at the right lines. A very common line (`return None`) never confirms a
+    # place by itself: unanchored, never wrong. Every altered or unpacked fabrication is rejected.
+    packed = with_crlf(files)
+    cases = nf.generate_extra(seed, packed, repo="click")
+    score = nf.score(cases, nf.placements(verify([c.item for c in cases], packed)))
+    for slip in nf.EXTRA_SLIPS:
+        counts = score.table[slip]
+        assert counts["wrong"] == 0, (slip, counts)
+        if slip != "common-quote":
+            assert counts["right"] == sum(counts.values()), (slip, counts)
+    assert score.kinds["fabricated"]["rejected"] == sum(nf.EXTRA_FABRICATED.values()), score.table

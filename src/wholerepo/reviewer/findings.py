@@ -476,9 +476,12 @@ def _as_line(value: Any) -> int | None:
     if isinstance(value, float):
         return int(value) if value.is_integer() and abs(value) < 1e12 else None
     if isinstance(value, str):
-        text = value.strip()
-        if re.fullmatch(r"[+-]?\d{1,12}", text):
-            return int(text)
+        # "12", and as models also write it: "12.0", "L12", "line 12", "12-14" (its start).
+        match = re.fullmatch(
+            r"(?:lines?\s*|L)?([+-]?\d{1,12})(?:\.0+|\s*[-–]\s*L?\d{1,12})?", value.strip(), re.I
+        )
+        if match:
+            return int(match.group(1))
     return None
 
 

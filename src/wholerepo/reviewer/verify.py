@@ -29,12 +29,14 @@ buckets findings by path, lines, quote and title.
 from __future__ import annotations
 
 import bisect
+import difflib
 import html
 import itertools
 import keyword
 import re
 import textwrap
 import unicodedata
+import urllib.parse
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -320,7 +322,7 @@ class _PathIndex:
             return value.strip(), ""
         if len(value) > PATH_LIMIT * 4 or any(ord(c) < 32 or c == "\x7f" for c in value):
             return None, "unsafe-path"
-        path = value.strip().replace("\\", "/")
+        path = _unwrapped(value).replace("\\", "/")
         lowered = path.lower()
         if path.startswith("~") or _DRIVE.match(path) or "://" in lowered or lowered.startswith("file:"):
             return None, "unsafe-path"
@@ -342,6 +344,12 @@ class _PathIndex:
                 if len(found) == 1:
                     return found[0], ""
                 ambiguous = ambiguous or len(found) > 1
+        if not rooted and not ambiguous and len(parts) > 2:
+            # The repository's own folder in front ("flask/src/flask/app.py"): one folder dropped,
+            # and what is left must be a packed path as it is.
+            found = [o for o in _path_options("/".join(parts[1:])) if o in self.files]
+            if found:
+                return found[0], ""
         if rooted:
             return None, "unsafe-path"
         return None, "ambiguous-path" if ambiguous else "unknown-path"
@@ -362,6 +370,22 @@ class _PathIndex:
         return self._tables
 
 
+_WRAPPERS = ("`", '"', "'")
+_LOCATION_SUFFIX = re.compile(
+    r"(?:#L\d+(?:-L?\d+)?|:L?\d+(?:[-:]L?\d+)*|,? \(?lines? \d+(?:-\d+)?\)?)$", re.I
+)
+
+
+def _unwrapped(value: str) -> str:
+    """A path without backticks or quotes round it, URL escapes decoded."""
+    path = value.strip()
+    while len(path) > 2 and path[0] == path[-1] and path[0] in _WRAPPERS:
+        path = path[1:-1].strip()
+    if "%" in path:
+        path = urllib.parse.unquote(path)
+    return path
+
+
 def _path_options(candidate: str) -> Iterator[str]:
     yield candidate
     nfc = unicodedata.normalize("NFC", candidate)
@@ -372,6 +396,9 @@ def _path_options(candidate: str) -> Iterator[str]:
     match = _PATH_LINE.match(candidate)
     if match:
         yield match.group(1)
+    bare = _LOCATION_SUFFIX.sub("", candidate).rstrip()
+    if bare and bare != candidate:  # "path#L12-L14", "path:12:14", "path (line 12)"
+        yield bare
 
 
 # --------------------------------------------------------------------------- a file's index
@@ -658,8 +685,31 @@ def _trimmed(lines: Sequence[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+# Line numbers as other tools show them ("12 | ", "12: ", "L12 ", "12<tab>"), taken off only when
+# every line of the quote has one and they count up one by one: "42: 'x'," may be code.
+_OTHER_NUMBERED = re.compile(r"^\s*(L?)(\d{1,7})(\s+\|\s?|:\s|\t|\s{2,}|\s)")
+
+
+def _counted(lines: Sequence[str]) -> int | None:
+    """The first number when every non-blank line starts with another tool's line number and they
+    count up one by one (a single line only with a separator other than one space)."""
+    found = [_OTHER_NUMBERED.match(line) for line in lines if line.strip()]
+    numbers = [int(m.group(2)) for m in found if m is not None]
+    if not numbers or len(numbers) < len(found):
+        return None
+    if numbers != list(range(numbers[0], numbers[0] + len(numbers))):
+        return None
+    if len(numbers) == 1 and all(m is not None and not m.group(1) and m.group(3) == " " for m in found):
+        return None
+    return numbers[0]
+
+
 def _unnumbered(lines: Sequence[str]) -> tuple[list[str], int | None]:
-    """The lines without copied "N|" numbers, and the start line the numbers agree on (if any)."""
+    """The lines without copied "N|" numbers (or another tool's, all counting up), and the start
+    line the numbers agree on (if any)."""
+    first = _counted(lines)
+    if first is not None:
+        return [_OTHER_NUMBERED.sub("", line, count=1) for line in lines], first
     out: list[str] = []
     starts: set[int] = set()
     first_content: int | None = None
@@ -847,22 +897,32 @@ def _near_match(quote: Quote, index: FileIndex, start: int, end: int) -> Span | 
     wanted_flat = ["".join(line.split()) for line in wanted]
     flat = index.flat
     best: tuple[float, int, Span] | None = None
+    best_raw = 0.0
+    altered = 0.0  # the best similarity of a window that differs from the quote in its logic
     for s in range(max(1, start - NEAR_LINES), min(end, start + CITED_SPAN_CAP) + NEAR_LINES + 1):
         e = s + k - 1
         if e > index.total:
             break
         lines = flat.parts[s - 1 : e]
         similarity = fuzz.ratio(quote.flat.text, "".join(lines))
+        window = index.canon.lines[s - 1 : e]
+        if not _same_logic(wanted, window):
+            altered = max(altered, similarity)
+            continue
+        raw = similarity
         if similarity >= NEAR_SIMILARITY and _lines_agree(wanted_flat, lines):
             pass
-        elif _renamed(wanted, index.canon.lines[s - 1 : e]):
+        elif _renamed(wanted, window):
             similarity = max(similarity, NEAR_SIMILARITY)
         else:
             continue
         rank = (-similarity, abs(s - start), (s, e))
         if best is None or rank < best:
-            best = rank
-    return best[2] if best is not None else None
+            best, best_raw = rank, raw
+    # The quote is closer to other code with its logic changed: it claims that code, altered.
+    if best is None or altered >= best_raw:
+        return None
+    return best[2]
 
 
 def _lines_agree(wanted: Sequence[str], lines: Sequence[str]) -> bool:
@@ -870,6 +930,25 @@ def _lines_agree(wanted: Sequence[str], lines: Sequence[str]) -> bool:
     does not pass."""
     differ = [(a, b) for a, b in zip(wanted, lines, strict=True) if a != b]
     return len(differ) <= 1 and all(fuzz.ratio(a, b) >= NEAR_LINE_SIMILARITY for a, b in differ)
+
+
+_LOGIC_WORDS = frozenset(keyword.kwlist) | {"true", "false", "null", "nil", "none", "undefined"}
+
+
+def _same_logic(wanted: Sequence[str], lines: Sequence[str]) -> bool:
+    """Whether the quote differs from the lines in names only: an operator, keyword, number or
+    literal changed (``==`` for ``!=``, ``is`` for ``is not``, ``True`` for ``False``) makes it
+    other code, a made-up finding's, however similar."""
+    ta = _TOKEN.findall("\n".join(wanted))
+    tb = _TOKEN.findall("\n".join(lines))
+    matcher = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
+    for op, a0, a1, b0, b1 in matcher.get_opcodes():
+        if op == "equal":
+            continue
+        changed = [*ta[a0:a1], *tb[b0:b1]]
+        if op != "replace" or not all(_IDENT.fullmatch(t) and t.lower() not in _LOGIC_WORDS for t in changed):
+            return False
+    return True
 
 
 def _renamed(wanted: Sequence[str], lines: Sequence[str]) -> bool:
