@@ -395,3 +395,29 @@ def test_a_github_host_that_does_not_resolve_fails_at_once(world: World) -> None
     line = result.stderr.strip().splitlines()[-1]
     assert "cannot resolve api.github.invalid" in line and "GITHUB_API_URL" in line, line
     assert world.model.chats == []
+
+
+def test_a_head_that_moved_during_the_review_gets_nothing_posted_on_the_old_commit(world: World) -> None:
+    """An event for head A that runs after head B was pushed and reviewed: nothing is posted on A,
+    and the summary of B is not overwritten with A's."""
+    stale_event = event_payload(world.gh, 7, "synchronize")
+    old = world.gh.pulls[7].head_sha
+    world.commit({"app.py": (world.dev / "app.py").read_text() + "\n\ndef mul(a, b):\n    return a + b\n"})
+    new = world.push()
+    world.checkout()
+    world.model.script(reply(finding(start_line=14, end_line=14, title="mul adds", replacement=None)))
+    assert world.run().exit_code == 0
+    before = world.summary()["body"]
+    assert new[:7] in before
+    comments = len(world.gh.review_comments)
+
+    world.checkout(old)
+    world.model.script(reply(finding()))
+    result = world.run(event=stale_event)
+    assert result.exit_code == 0, result.output
+    assert "::notice::" in result.stderr and f"moved from {old[:7]} to {new[:7]}" in result.stderr
+    assert world.summary()["body"] == before
+    assert len(world.gh.review_comments) == comments
+    assert all(r["commit_id"] == new for r in world.gh.reviews)
+    # The reports still hold the stale run's review.
+    assert world.outputs()["findings"] == "1"

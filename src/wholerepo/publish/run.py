@@ -551,6 +551,14 @@ def close_fixed(
     return done
 
 
+def head_moved(gh: GitHub, env: Environment, pr: PullRequest) -> str | None:
+    """The pull request's head now, when it is no longer the commit just reviewed (a push landed
+    during the review, or the event was stale): then nothing is posted."""
+    data = gh.get(f"repos/{env.repository}/pulls/{pr.number}")
+    now = str(((data or {}).get("head") or {}).get("sha") or "")
+    return now if now and now != pr.head_sha else None
+
+
 def post_summary(gh: GitHub, env: Environment, pr: PullRequest, memory: Remembered, body: str) -> None:
     """Edit our summary comment in place, or create the one comment if there is none."""
     if memory.comment_id is not None:
@@ -791,7 +799,16 @@ def _review_and_publish(
     )
     posted: list[inline.Planned] = []
     refused: list[inline.Held] = []
-    if options.dry_run:
+    moved = None if options.dry_run else head_moved(gh, env, pr)
+    if moved is not None:
+        actions.annotate(
+            "notice",
+            f"the pull request's head moved from {pr.head_sha[:7]} to {moved[:7]} during the review:"
+            f" nothing was posted, so no comment lands on an outdated commit (the run for {moved[:7]}"
+            " posts its review); the reports and the job summary still hold this one",
+            env.in_actions,
+        )
+    elif options.dry_run:
         outcome.posted["review"] = {
             "commit_id": pr.head_sha,
             "event": "COMMENT",
@@ -861,7 +878,9 @@ def _review_and_publish(
         notes=notes,
     )
     body = summary.render(view, state.encode(new_state))
-    if options.dry_run:
+    if moved is not None:
+        pass
+    elif options.dry_run:
         outcome.posted["summary"] = body
         outcome.posted["resolve"] = [t.fingerprint for t in merged.fixed_now if t.fingerprint in threads.ours]
     else:
