@@ -421,3 +421,26 @@ def test_a_head_that_moved_during_the_review_gets_nothing_posted_on_the_old_comm
     assert all(r["commit_id"] == new for r in world.gh.reviews)
     # The reports still hold the stale run's review.
     assert world.outputs()["findings"] == "1"
+
+
+def test_model_text_mentions_and_references_nobody(world: World) -> None:
+    """A finding that says @someone, #12, owner/repo#3, GH-4 or links an issue must not notify
+    anyone nor put "mentioned this" on any issue's timeline, nor open HTML."""
+    world.model.script(
+        reply(
+            finding(
+                title="sub() adds, see #1 and @octocat",
+                body="The function named sub returns a + b. Breaks octo/other#3, #2 and GH-4;"
+                " cc @org/team, see https://github.com/octo/other/issues/5 <b>x</b>",
+            ),
+            summary="Fixes #9, thanks @alice.",
+        )
+    )
+    result = world.run()
+    assert result.exit_code == 0, result.output
+    import re
+
+    texts = [world.summary()["body"], *world.inline_bodies(), world.gh.reviews[0]["body"]]
+    for text in texts:
+        assert not re.search(r"#\d|GH-\d|@[A-Za-z]|/issues/\d|<b>", text), text
+    assert "sub() adds, see #\u200b1 and @\u200boctocat" in texts[0]  # still readable
