@@ -444,3 +444,19 @@ def test_model_text_mentions_and_references_nobody(world: World) -> None:
     for text in texts:
         assert not re.search(r"#\d|GH-\d|@[A-Za-z]|/issues/\d|<b>", text), text
     assert "sub() adds, see #\u200b1 and @\u200boctocat" in texts[0]  # still readable
+
+
+def test_a_second_summary_left_by_concurrent_runs_is_folded_into_the_first(world: World) -> None:
+    """Two runs that started at once each made a summary: the next run keeps the oldest, edits it
+    and deletes the other; a forged one by someone else is left alone."""
+    world.model.script(reply(finding()), reply(finding()))
+    assert world.run().exit_code == 0
+    first = world.summary()
+    second = world.gh.add_comment(7, first["body"], BOT)
+    forged = world.gh.add_comment(7, first["body"], "mallory")
+    assert len(world.gh.summary_comments(7)) == 3
+    assert world.run().exit_code == 0
+    left = world.gh.summary_comments(7)
+    assert [c["id"] for c in left] == [first["id"], forged["id"]]
+    assert second["id"] not in [c["id"] for c in world.gh.issue_comments]
+    assert len(world.gh.review_comments) == 1

@@ -105,6 +105,7 @@ class Remembered:
     identity: str | None = None
     comment_id: int | None = None
     comment_body: str = ""
+    duplicates: list[int] = field(default_factory=list)  # more summaries of ours (concurrent runs)
     state: State = field(default_factory=State)
     threads: list[Thread] = field(default_factory=list)
 
@@ -241,10 +242,12 @@ def remembered(gh: GitHub, env: Environment, number: int) -> Remembered:
         body = comment.get("body") or ""
         author = (comment.get("user") or {}).get("login")
         if state.SUMMARY_MARKER in body and state.same_login(author, memory.identity):
+            if memory.comment_id is not None:
+                memory.duplicates.append(int(comment["id"]))
+                continue
             memory.comment_id = int(comment["id"])
             memory.comment_body = body
             memory.state = state.decode(body) or State()
-            break
     return memory
 
 
@@ -564,6 +567,13 @@ def post_summary(gh: GitHub, env: Environment, pr: PullRequest, memory: Remember
     if memory.comment_id is not None:
         if memory.comment_body != body:
             gh.patch(f"repos/{env.repository}/issues/comments/{memory.comment_id}", {"body": body})
+        # Two runs that started at once may each have made one: the oldest is kept.
+        for extra in memory.duplicates:
+            try:
+                gh.request("DELETE", f"repos/{env.repository}/issues/comments/{extra}")
+            except GitHubRefused as exc:
+                if exc.status != 404:  # already gone
+                    raise
         return
     path = f"repos/{env.repository}/issues/{pr.number}/comments"
 
