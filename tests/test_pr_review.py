@@ -460,3 +460,22 @@ def test_a_second_summary_left_by_concurrent_runs_is_folded_into_the_first(world
     assert [c["id"] for c in left] == [first["id"], forged["id"]]
     assert second["id"] not in [c["id"] for c in world.gh.issue_comments]
     assert len(world.gh.review_comments) == 1
+
+
+def test_a_pull_request_past_githubs_3000_files_still_knows_its_whole_diff(world: World) -> None:
+    """GitHub's files API stops at 3,000 files: a finding on a changed line of file 3,001 is still
+    in the diff (fail-on counts it), though it gets no inline comment."""
+    many: dict[str, str | bytes | None] = {f"gen/f{i:04d}.txt": f"v{i}\n" for i in range(3000)}
+    many["zz.py"] = "def mul(a, b):\n    return a + b\n"
+    world.commit(many, "many files")
+    world.push()
+    world.checkout()
+    late = finding(path="zz.py", start_line=2, end_line=2, title="mul() adds", replacement=None)
+    world.model.script(reply(late))
+    result = world.run("--fail-on", "high", "--exclude", "gen/")
+    assert result.exit_code == 1, result.output  # counted as a finding on changed lines
+    body = world.summary()["body"]
+    assert "### Findings in this pull request's changes (1)" in body and "Outside the diff" not in body
+    assert world.gh.review_comments == []
+    files = [r for r in world.gh.requests if r.path.endswith("/pulls/7/files")]
+    assert len(files) == 30  # 3,000 files, 100 a page

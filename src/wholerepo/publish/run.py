@@ -40,6 +40,7 @@ REVIEW_MD = "REVIEW.md"
 REVIEW_MD_LIMIT = 20_000
 CONFIG_FILES = (".wholerepo.toml", "pyproject.toml")
 WRITE_PERMISSIONS = ("admin", "write")
+API_FILES_LIMIT = 3000  # GET /pulls/{n}/files lists at most this many files
 
 THREADS_QUERY = """
 query($owner: String!, $name: String!, $number: Int!, $after: String) {
@@ -929,10 +930,27 @@ def _diff_map(
 ) -> DiffMap:
     """GitHub's own hunks (the files API), else the local merge-base diff."""
     try:
-        entries = gh.paginate(f"repos/{env.repository}/pulls/{pr.number}/files", limit=3000)
-        return from_api(entries)
+        entries = gh.paginate(f"repos/{env.repository}/pulls/{pr.number}/files", limit=API_FILES_LIMIT)
     except GitHubRefused as exc:
         events(f"could not list the pull request's files ({exc.one_line()}); using the local diff")
+    else:
+        listed = from_api(entries)
+        if len(entries) < API_FILES_LIMIT or merge_base is None:
+            return listed
+        # GitHub lists 3,000 files at most: the rest of the diff comes from git. Those files count
+        # as changed (in_diff, what was not sent) but take no inline comment.
+        local = from_git(workspace.diff_text(root, merge_base, pr.head_sha))
+        rest = {
+            path: replace(d, hunks=(), has_patch=False)
+            for path, d in local.files.items()
+            if path not in listed.files
+        }
+        if rest:
+            events(
+                f"GitHub lists {API_FILES_LIMIT:,} of the pull request's files; {len(rest):,} more come"
+                " from the local diff (no inline comments on them)"
+            )
+        return DiffMap({**listed.files, **rest}, listed.source)
     if merge_base is not None:
         return from_git(workspace.diff_text(root, merge_base, pr.head_sha))
     return DiffMap({}, "none")
