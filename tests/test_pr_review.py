@@ -479,3 +479,20 @@ def test_a_pull_request_past_githubs_3000_files_still_knows_its_whole_diff(world
     assert world.gh.review_comments == []
     files = [r for r in world.gh.requests if r.path.endswith("/pulls/7/files")]
     assert len(files) == 30  # 3,000 files, 100 a page
+
+
+def test_a_fixed_reply_that_landed_before_an_error_is_not_made_twice(world: World) -> None:
+    world.model.script(reply(finding()))
+    assert world.run().exit_code == 0
+    [thread] = world.gh.threads
+    text = (world.dev / "app.py").read_text()
+    world.commit({"app.py": "return a - b".join(text.rsplit("return a + b", 1))}, "fix sub")
+    fixed_in = world.push()
+    world.checkout()
+    world.gh.fail("POST", r"/replies$", 502, after=True)  # GitHub made the reply, then timed out
+    world.model.script(reply())
+    result = world.run()
+    assert result.exit_code == 0, result.output
+    replies = [c for c in world.gh.review_comments if c["in_reply_to_id"] is not None]
+    assert len(replies) == 1 and f"Fixed in {fixed_in[:7]}" in replies[0]["body"]
+    assert thread["resolved"]

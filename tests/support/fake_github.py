@@ -354,11 +354,16 @@ class FakeGitHub:
             for failure in self.failures:
                 if failure.times > 0 and failure.method == r.method and failure.path.search(r.path):
                     failure.times -= 1
+                    if failure.after:  # the request lands, the answer is lost
+                        self._answer(r)
                     return (
                         failure.status,
                         failure.body or {"message": f"HTTP {failure.status}"},
                         failure.headers,
                     )
+        return self._answer(r)
+
+    def _answer(self, r: Received) -> tuple[int, Any, dict[str, str]]:
         auth = r.headers.get("authorization", "")
         login = self.tokens.get(auth.removeprefix("Bearer ").removeprefix("token ").strip())
         if auth and login is None:

@@ -546,9 +546,19 @@ def close_fixed(
         if thread is None or thread.resolved or thread.comment_id is None:
             continue
         sha = t.fixed_in or pr.head_sha
+        marker = state.fixed_marker(t.fingerprint)
+        parent = thread.comment_id
+
+        def created(parent: int = parent, marker: str = marker) -> Any:
+            for comment in gh.iterate(f"repos/{env.repository}/pulls/{pr.number}/comments"):
+                if comment.get("in_reply_to_id") == parent and marker in (comment.get("body") or ""):
+                    return comment
+            return None
+
         gh.post(
-            f"repos/{env.repository}/pulls/{pr.number}/comments/{thread.comment_id}/replies",
-            {"body": f"Fixed in {sha[:7]} ({sha}). {state.fixed_marker(t.fingerprint)}"},
+            f"repos/{env.repository}/pulls/{pr.number}/comments/{parent}/replies",
+            {"body": f"Fixed in {sha[:7]} ({sha}). {marker}"},
+            created=created,
         )
         gh.graphql(RESOLVE_MUTATION, {"thread": thread.id})
         done += 1
