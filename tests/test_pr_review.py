@@ -395,3 +395,104 @@ def test_a_github_host_that_does_not_resolve_fails_at_once(world: World) -> None
     line = result.stderr.strip().splitlines()[-1]
     assert "cannot resolve api.github.invalid" in line and "GITHUB_API_URL" in line, line
     assert world.model.chats == []
+
+
+def test_a_head_that_moved_during_the_review_gets_nothing_posted_on_the_old_commit(world: World) -> None:
+    """An event for head A that runs after head B was pushed and reviewed: nothing is posted on A,
+    and the summary of B is not overwritten with A's."""
+    stale_event = event_payload(world.gh, 7, "synchronize")
+    old = world.gh.pulls[7].head_sha
+    world.commit({"app.py": (world.dev / "app.py").read_text() + "\n\ndef mul(a, b):\n    return a + b\n"})
+    new = world.push()
+    world.checkout()
+    world.model.script(reply(finding(start_line=14, end_line=14, title="mul adds", replacement=None)))
+    assert world.run().exit_code == 0
+    before = world.summary()["body"]
+    assert new[:7] in before
+    comments = len(world.gh.review_comments)
+
+    world.checkout(old)
+    world.model.script(reply(finding()))
+    result = world.run(event=stale_event)
+    assert result.exit_code == 0, result.output
+    assert "::notice::" in result.stderr and f"moved from {old[:7]} to {new[:7]}" in result.stderr
+    assert world.summary()["body"] == before
+    assert len(world.gh.review_comments) == comments
+    assert all(r["commit_id"] == new for r in world.gh.reviews)
+    # The reports still hold the stale run's review.
+    assert world.outputs()["findings"] == "1"
+
+
+def test_model_text_mentions_and_references_nobody(world: World) -> None:
+    """A finding that says @someone, #12, owner/repo#3, GH-4 or links an issue must not notify
+    anyone nor put "mentioned this" on any issue's timeline, nor open HTML."""
+    world.model.script(
+        reply(
+            finding(
+                title="sub() adds, see #1 and @octocat",
+                body="The function named sub returns a + b. Breaks octo/other#3, #2 and GH-4;"
+                " cc @org/team, see https://github.com/octo/other/issues/5 <b>x</b>",
+            ),
+            summary="Fixes #9, thanks @alice.",
+        )
+    )
+    result = world.run()
+    assert result.exit_code == 0, result.output
+    import re
+
+    texts = [world.summary()["body"], *world.inline_bodies(), world.gh.reviews[0]["body"]]
+    for text in texts:
+        assert not re.search(r"#\d|GH-\d|@[A-Za-z]|/issues/\d|<b>", text), text
+    assert "sub() adds, see #\u200b1 and @\u200boctocat" in texts[0]  # still readable
+
+
+def test_a_second_summary_left_by_concurrent_runs_is_folded_into_the_first(world: World) -> None:
+    """Two runs that started at once each made a summary: the next run keeps the oldest, edits it
+    and deletes the other; a forged one by someone else is left alone."""
+    world.model.script(reply(finding()), reply(finding()))
+    assert world.run().exit_code == 0
+    first = world.summary()
+    second = world.gh.add_comment(7, first["body"], BOT)
+    forged = world.gh.add_comment(7, first["body"], "mallory")
+    assert len(world.gh.summary_comments(7)) == 3
+    assert world.run().exit_code == 0
+    left = world.gh.summary_comments(7)
+    assert [c["id"] for c in left] == [first["id"], forged["id"]]
+    assert second["id"] not in [c["id"] for c in world.gh.issue_comments]
+    assert len(world.gh.review_comments) == 1
+
+
+def test_a_pull_request_past_githubs_3000_files_still_knows_its_whole_diff(world: World) -> None:
+    """GitHub's files API stops at 3,000 files: a finding on a changed line of file 3,001 is still
+    in the diff (fail-on counts it), though it gets no inline comment."""
+    many: dict[str, str | bytes | None] = {f"gen/f{i:04d}.txt": f"v{i}\n" for i in range(3000)}
+    many["zz.py"] = "def mul(a, b):\n    return a + b\n"
+    world.commit(many, "many files")
+    world.push()
+    world.checkout()
+    late = finding(path="zz.py", start_line=2, end_line=2, title="mul() adds", replacement=None)
+    world.model.script(reply(late))
+    result = world.run("--fail-on", "high", "--exclude", "gen/")
+    assert result.exit_code == 1, result.output  # counted as a finding on changed lines
+    body = world.summary()["body"]
+    assert "### Findings in this pull request's changes (1)" in body and "Outside the diff" not in body
+    assert world.gh.review_comments == []
+    files = [r for r in world.gh.requests if r.path.endswith("/pulls/7/files")]
+    assert len(files) == 30  # 3,000 files, 100 a page
+
+
+def test_a_fixed_reply_that_landed_before_an_error_is_not_made_twice(world: World) -> None:
+    world.model.script(reply(finding()))
+    assert world.run().exit_code == 0
+    [thread] = world.gh.threads
+    text = (world.dev / "app.py").read_text()
+    world.commit({"app.py": "return a - b".join(text.rsplit("return a + b", 1))}, "fix sub")
+    fixed_in = world.push()
+    world.checkout()
+    world.gh.fail("POST", r"/replies$", 502, after=True)  # GitHub made the reply, then timed out
+    world.model.script(reply())
+    result = world.run()
+    assert result.exit_code == 0, result.output
+    replies = [c for c in world.gh.review_comments if c["in_reply_to_id"] is not None]
+    assert len(replies) == 1 and f"Fixed in {fixed_in[:7]}" in replies[0]["body"]
+    assert thread["resolved"]

@@ -94,6 +94,11 @@ def _git(repo: Path, *args: str) -> str:
 
 def pull_files(repo: Path, base: str, head: str) -> list[dict[str, Any]]:
     """``GET /pulls/{n}/files`` as GitHub computes it: merge base to head, renames detected."""
+    return copy.deepcopy(_pull_files(repo, base, head))
+
+
+@functools.lru_cache(maxsize=16)
+def _pull_files(repo: Path, base: str, head: str) -> list[dict[str, Any]]:
     merge_base = _git(repo, "merge-base", base, head).strip()
     text = _git(repo, "-c", "core.quotepath=off", "diff", "--no-color", "-M", "-U3", merge_base, head)
     files = []
@@ -349,11 +354,16 @@ class FakeGitHub:
             for failure in self.failures:
                 if failure.times > 0 and failure.method == r.method and failure.path.search(r.path):
                     failure.times -= 1
+                    if failure.after:  # the request lands, the answer is lost
+                        self._answer(r)
                     return (
                         failure.status,
                         failure.body or {"message": f"HTTP {failure.status}"},
                         failure.headers,
                     )
+        return self._answer(r)
+
+    def _answer(self, r: Received) -> tuple[int, Any, dict[str, str]]:
         auth = r.headers.get("authorization", "")
         login = self.tokens.get(auth.removeprefix("Bearer ").removeprefix("token ").strip())
         if auth and login is None:
@@ -419,7 +429,8 @@ class FakeGitHub:
             return 200, self._pull(self.pulls[int(m.group(1))]), {}
         if (m := re.fullmatch(r"/pulls/(\d+)/files", rest)) and method == "GET":
             pr = self.pulls[int(m.group(1))]
-            return self._page(r, pull_files(self.repo_dir, pr.base_sha, pr.head_sha))
+            # GitHub lists at most 3,000 files of a pull request, whatever the pages ask for.
+            return self._page(r, pull_files(self.repo_dir, pr.base_sha, pr.head_sha)[:3000])
         if (m := re.fullmatch(r"/compare/([0-9a-f]+)\.\.\.([0-9a-f]+)", rest)) and method == "GET":
             base = _git(self.repo_dir, "merge-base", m.group(1), m.group(2)).strip()
             return (

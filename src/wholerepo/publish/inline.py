@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..reviewer.findings import Finding, severity_at_least, severity_rank
-from ..sanitize import backtick_fence, clean_text, code_span, markdown_inline, markdown_text
+from ..sanitize import backtick_fence, clean_text, code_span
 from .hunks import Anchor, DiffMap
 from .state import finding_marker
+from .text import markdown_inline, markdown_text
 
 ICONS = {"critical": "🔴", "high": "🟠", "medium": "🟡", "low": "🔵", "info": "⚪"}
 BODY_LIMIT = 6_000

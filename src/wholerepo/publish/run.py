@@ -40,6 +40,7 @@ REVIEW_MD = "REVIEW.md"
 REVIEW_MD_LIMIT = 20_000
 CONFIG_FILES = (".wholerepo.toml", "pyproject.toml")
 WRITE_PERMISSIONS = ("admin", "write")
+API_FILES_LIMIT = 3000  # GET /pulls/{n}/files lists at most this many files
 
 THREADS_QUERY = """
 query($owner: String!, $name: String!, $number: Int!, $after: String) {
@@ -105,6 +106,7 @@ class Remembered:
     identity: str | None = None
     comment_id: int | None = None
     comment_body: str = ""
+    duplicates: list[int] = field(default_factory=list)  # more summaries of ours (concurrent runs)
     state: State = field(default_factory=State)
     threads: list[Thread] = field(default_factory=list)
 
@@ -241,10 +243,12 @@ def remembered(gh: GitHub, env: Environment, number: int) -> Remembered:
         body = comment.get("body") or ""
         author = (comment.get("user") or {}).get("login")
         if state.SUMMARY_MARKER in body and state.same_login(author, memory.identity):
+            if memory.comment_id is not None:
+                memory.duplicates.append(int(comment["id"]))
+                continue
             memory.comment_id = int(comment["id"])
             memory.comment_body = body
             memory.state = state.decode(body) or State()
-            break
     return memory
 
 
@@ -542,13 +546,31 @@ def close_fixed(
         if thread is None or thread.resolved or thread.comment_id is None:
             continue
         sha = t.fixed_in or pr.head_sha
+        marker = state.fixed_marker(t.fingerprint)
+        parent = thread.comment_id
+
+        def created(parent: int = parent, marker: str = marker) -> Any:
+            for comment in gh.iterate(f"repos/{env.repository}/pulls/{pr.number}/comments"):
+                if comment.get("in_reply_to_id") == parent and marker in (comment.get("body") or ""):
+                    return comment
+            return None
+
         gh.post(
-            f"repos/{env.repository}/pulls/{pr.number}/comments/{thread.comment_id}/replies",
-            {"body": f"Fixed in {sha[:7]} ({sha}). {state.fixed_marker(t.fingerprint)}"},
+            f"repos/{env.repository}/pulls/{pr.number}/comments/{parent}/replies",
+            {"body": f"Fixed in {sha[:7]} ({sha}). {marker}"},
+            created=created,
         )
         gh.graphql(RESOLVE_MUTATION, {"thread": thread.id})
         done += 1
     return done
+
+
+def head_moved(gh: GitHub, env: Environment, pr: PullRequest) -> str | None:
+    """The pull request's head now, when it is no longer the commit just reviewed (a push landed
+    during the review, or the event was stale): then nothing is posted."""
+    data = gh.get(f"repos/{env.repository}/pulls/{pr.number}")
+    now = str(((data or {}).get("head") or {}).get("sha") or "")
+    return now if now and now != pr.head_sha else None
 
 
 def post_summary(gh: GitHub, env: Environment, pr: PullRequest, memory: Remembered, body: str) -> None:
@@ -556,6 +578,13 @@ def post_summary(gh: GitHub, env: Environment, pr: PullRequest, memory: Remember
     if memory.comment_id is not None:
         if memory.comment_body != body:
             gh.patch(f"repos/{env.repository}/issues/comments/{memory.comment_id}", {"body": body})
+        # Two runs that started at once may each have made one: the oldest is kept.
+        for extra in memory.duplicates:
+            try:
+                gh.request("DELETE", f"repos/{env.repository}/issues/comments/{extra}")
+            except GitHubRefused as exc:
+                if exc.status != 404:  # already gone
+                    raise
         return
     path = f"repos/{env.repository}/issues/{pr.number}/comments"
 
@@ -791,7 +820,16 @@ def _review_and_publish(
     )
     posted: list[inline.Planned] = []
     refused: list[inline.Held] = []
-    if options.dry_run:
+    moved = None if options.dry_run else head_moved(gh, env, pr)
+    if moved is not None:
+        actions.annotate(
+            "notice",
+            f"the pull request's head moved from {pr.head_sha[:7]} to {moved[:7]} during the review:"
+            f" nothing was posted, so no comment lands on an outdated commit (the run for {moved[:7]}"
+            " posts its review); the reports and the job summary still hold this one",
+            env.in_actions,
+        )
+    elif options.dry_run:
         outcome.posted["review"] = {
             "commit_id": pr.head_sha,
             "event": "COMMENT",
@@ -861,7 +899,9 @@ def _review_and_publish(
         notes=notes,
     )
     body = summary.render(view, state.encode(new_state))
-    if options.dry_run:
+    if moved is not None:
+        pass
+    elif options.dry_run:
         outcome.posted["summary"] = body
         outcome.posted["resolve"] = [t.fingerprint for t in merged.fixed_now if t.fingerprint in threads.ours]
     else:
@@ -900,10 +940,27 @@ def _diff_map(
 ) -> DiffMap:
     """GitHub's own hunks (the files API), else the local merge-base diff."""
     try:
-        entries = gh.paginate(f"repos/{env.repository}/pulls/{pr.number}/files", limit=3000)
-        return from_api(entries)
+        entries = gh.paginate(f"repos/{env.repository}/pulls/{pr.number}/files", limit=API_FILES_LIMIT)
     except GitHubRefused as exc:
         events(f"could not list the pull request's files ({exc.one_line()}); using the local diff")
+    else:
+        listed = from_api(entries)
+        if len(entries) < API_FILES_LIMIT or merge_base is None:
+            return listed
+        # GitHub lists 3,000 files at most: the rest of the diff comes from git. Those files count
+        # as changed (in_diff, what was not sent) but take no inline comment.
+        local = from_git(workspace.diff_text(root, merge_base, pr.head_sha))
+        rest = {
+            path: replace(d, hunks=(), has_patch=False)
+            for path, d in local.files.items()
+            if path not in listed.files
+        }
+        if rest:
+            events(
+                f"GitHub lists {API_FILES_LIMIT:,} of the pull request's files; {len(rest):,} more come"
+                " from the local diff (no inline comments on them)"
+            )
+        return DiffMap({**listed.files, **rest}, listed.source)
     if merge_base is not None:
         return from_git(workspace.diff_text(root, merge_base, pr.head_sha))
     return DiffMap({}, "none")

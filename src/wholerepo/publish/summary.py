@@ -16,9 +16,10 @@ from urllib.parse import quote
 
 from ..reviewer.findings import SEVERITIES, Finding
 from ..reviewer.result import ReviewResult
-from ..sanitize import blockquote, code_span, markdown_inline, markdown_text
+from ..sanitize import blockquote, code_span
 from .inline import ICONS
 from .state import SUMMARY_MARKER, Tracked
+from .text import markdown_inline, markdown_text
 
 BODY_LIMIT = 65_000  # GitHub refuses 65,536 characters; PR-Agent's margin
 NOT_SENT_NAMED = 30
