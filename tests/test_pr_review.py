@@ -224,6 +224,21 @@ def test_a_command_from_a_user_without_write_permission_is_ignored(world: World)
     assert "asked for by /wholerepo review" in world.summary()["body"]
 
 
+def test_a_command_on_a_closed_pull_request_reviews_nothing(world: World) -> None:
+    world.gh.permissions["maria"] = "write"
+    world.gh.pulls[7].state = "closed"
+    event = {
+        "action": "created",
+        "issue": {"number": 7, "pull_request": {"url": "x"}},
+        "comment": {"id": 3, "body": "/wholerepo review", "user": {"login": "maria", "type": "User"}},
+        "repository": {"full_name": world.gh.repository},
+    }
+    result = world.run(event_name="issue_comment", event=event)
+    assert result.exit_code == 0, result.output
+    assert "pull request #7 is closed: nothing to review" in result.stderr
+    assert world.model.requests == [] and world.gh.writes() == []
+
+
 def test_pull_request_target_trusts_nothing_from_the_head(world: World) -> None:
     with FakeOpenAI() as attacker:
         world.commit(

@@ -176,6 +176,7 @@ class PR:
     head_repo: str | None = None  # None: the same repository
     title: str = "A change"
     author: str = "alice"
+    state: str = "open"
 
 
 @dataclass
@@ -516,7 +517,7 @@ class FakeGitHub:
         head_repo = {"full_name": pr.head_repo or self.repository}
         return {
             "number": pr.number,
-            "state": "open",
+            "state": pr.state,
             "title": pr.title,
             "user": self.user(pr.author),
             "html_url": f"https://github.com/{self.repository}/pull/{pr.number}",

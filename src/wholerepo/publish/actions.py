@@ -76,6 +76,7 @@ class PullRequest:
     base_repo: str
     html_url: str
     title: str
+    state: str = "open"  # "closed" once merged or closed
 
     @property
     def from_fork(self) -> bool:
@@ -96,6 +97,7 @@ class PullRequest:
                 base_repo=str((base.get("repo") or {}).get("full_name") or ""),
                 html_url=str(data.get("html_url") or ""),
                 title=str(data.get("title") or ""),
+                state=str(data.get("state") or "open"),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"the pull request's data lacks {exc}") from exc

@@ -708,6 +708,9 @@ def _run(job: Job) -> None:
     if not env.token and not options.dry_run:
         raise UsageError("no GitHub token: GITHUB_TOKEN is not set", "the Action passes github-token for you")
     pr = pull_request_for(gh, env, trigger)
+    if pr.state == "closed":  # a command on a closed pull request, or --pr naming one
+        notice(f"pull request #{pr.number} is closed: nothing to review")
+        return
     root = workspace.top_level(options.path or env.workspace)
     with tempfile.TemporaryDirectory(prefix="wholerepo-pr-") as scratch_name:
         scratch = Path(scratch_name)
