@@ -274,6 +274,7 @@ def test_missing_deepseek_key_is_exit_2_with_a_hint(repo: Path) -> None:
         ["--fail-on", "severe"],
         ["--api-key-env", "UNSET_VARIABLE"],
         ["--budget", "5"],  # the user's budget, not the window, is too small: as in pack
+        ["--base-url", "127.0.0.1:9/v1"],  # no scheme: said, not "unknown url type"
     ],
 )
 @pytest.mark.parametrize("dry", [False, True], ids=["run", "dry-run"])
@@ -290,6 +291,8 @@ def test_usage_errors_are_exit_2(fake: FakeOpenAI, repo: Path, args: list[str], 
     assert line.startswith("Error: ")
     if args[0] == "--budget":
         assert "--budget 5 is too small" in line and "raise --budget" in line
+    if args[0] == "--base-url":
+        assert "is not an http(s) URL" in line and "http://127.0.0.1:8080/v1" in line
 
 
 def test_the_missing_key_hint_names_the_dry_run_only_where_there_is_one(repo: Path) -> None:
@@ -334,6 +337,34 @@ def test_window_from_models_too_small_is_exit_3_before_sending(repo: Path) -> No
         assert result.exit_code == 3
         assert "4,096-token window (endpoint /models)" in result.stderr
         assert server.chats == []
+
+
+def test_a_small_window_gets_a_smaller_default_output_limit(repo: Path) -> None:
+    # A 32K llama.cpp server: the 32,768-token default would leave no room for the prompt.
+    with FakeOpenAI(models=[{"id": "local", "object": "model", "max_model_len": 32768}]) as server:
+        server.script(Chat(reply(finding())))
+        result = review(server, repo)
+        assert result.exit_code == 0, result.stderr
+        [chat] = server.chats
+        assert chat.json["max_tokens"] == 8192
+        dry = json.loads(review(server, repo, "--dry-run", "--format", "json").stdout)
+        assert (dry["max_output_tokens"], dry["max_output_tokens_source"]) == (
+            8192,
+            "a quarter of the window",
+        )
+        # Set anywhere, it is the user's value, even when it does not fit.
+        env = {"WHOLEREPO_MAX_OUTPUT_TOKENS": "32768"}
+        assert review(server, repo, "--dry-run", env=env).exit_code == 3
+        # A model the endpoint does not list is named before anything is sent.
+        named = json.loads(
+            review(server, repo, "--dry-run", "--format", "json", "--model", "qwen-typo").stdout
+        )
+        assert (
+            "the endpoint does not list the model qwen-typo (it lists local): check --model" in named["notes"]
+        )
+    with FakeOpenAI(models=[{"id": "big", "object": "model", "max_model_len": 1_048_576}]) as server:
+        big = json.loads(review(server, repo, "--dry-run", "--format", "json").stdout)
+        assert (big["max_output_tokens"], big["max_output_tokens_source"]) == (32768, "default")
 
 
 def test_garbage_reply_saves_the_raw_reply(fake: FakeOpenAI, repo: Path, out: Path) -> None:

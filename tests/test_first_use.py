@@ -331,6 +331,10 @@ def test_fail_on_scope(fake: FakeOpenAI, make_repo: MakeRepo) -> None:
     fake.script(*(Chat(reply(finding())) for _ in range(3)))
     outside = invoke(*base)  # the finding is on app.py, which the change did not touch
     assert outside.exit_code == 0, outside.stderr
+    assert (
+        "not failing the run for high bug at app.py:2: it is outside the diff (--fail-on-scope all counts it)"
+        in outside.stderr
+    )
     everywhere = invoke(*base, "--fail-on-scope", "all")
     assert everywhere.exit_code == 1
     assert (

@@ -399,6 +399,7 @@ def test_a_refusal_without_a_token_says_to_set_github_token(world: World) -> Non
     assert result.exit_code != 0
     line = result.stderr.strip().splitlines()[-1]
     assert "404" in line and "set GITHUB_TOKEN" in line, line
+    assert "no GITHUB_TOKEN: reading the pull request without one" in result.stderr
     assert not any("authorization" in r.headers for r in world.gh.requests)
 
 

@@ -59,7 +59,7 @@ def _endpoint_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option(
             "--max-output-tokens", type=click.IntRange(min=1), default=None, metavar="N",
-            help="Each reply's token limit [default: 32768].",
+            help="Each reply's token limit [default: 32768, at most a quarter of a smaller window].",
         ),
         click.option(
             "--context-window", type=click.IntRange(min=1), default=None, metavar="N",

@@ -135,7 +135,7 @@ def print_summary(pack: Any) -> None:
     if s["redactions"]:
         files = s["redacted_files"]
         shown = ", ".join(files[:5]) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
-        echo_err(f"  redacted {s['redactions']} secrets in {len(files)} files: {shown}")
+        echo_err(f"  redacted {plural(s['redactions'], 'secret')} in {plural(len(files), 'file')}: {shown}")
     if not pack.settings.redact:
         echo_err("  warning: redaction is off (--no-redact): secrets in the files are in the output")
     print_fit_summary(pack)

@@ -79,7 +79,8 @@ def _pr_review(ctx: click.Context, /, **params: Any) -> None:
 
     \b
     Exit codes: 0 done (or nothing to do), 1 a finding at or above --fail-on, 2 usage error,
-    3 the model endpoint or GitHub failed after retries.
+    3 the model endpoint or GitHub failed after retries, 130 interrupted or 143 terminated,
+    70 an internal error (a bug: --debug shows the traceback).
 
     \b
     Examples:

@@ -96,7 +96,8 @@ from .options import (
     type=click.IntRange(min=1),
     default=None,
     metavar="N",
-    help="The reply's token limit, sent as max_tokens [default: 32768].",
+    help="The reply's token limit, sent as max_tokens [default: 32768, at most a quarter of a smaller"
+    " window].",
 )
 @click.option(
     "--context-window",
@@ -126,7 +127,8 @@ def review_command(ctx: click.Context, /, **params: Any) -> None:
     \b
     Exit codes: 0 done, 1 a verified finding at or above --fail-on, 2 usage or input error,
     3 the endpoint failed, the prompt does not fit, or the reply could not be used
-    (the raw reply is saved as review.raw.txt), 130 interrupted (findings so far written).
+    (the raw reply is saved as review.raw.txt), 130 interrupted or 143 terminated (findings so
+    far written), 70 an internal error (a bug: --debug shows the traceback).
 
     \b
     Examples:
@@ -308,6 +310,12 @@ def _review(
             f" {culprit.category} at {where}: {culprit.title}"
         )
         sys.exit(1)
+    outside = failing(result, settings.fail_on, "all") if settings.fail_on != "none" else None
+    if outside is not None and not quiet:  # out of --fail-on's diff scope: said, not silently passed
+        echo_err(
+            f"wholerepo: not failing the run for {outside.severity} {outside.category} at"
+            f" {outside.path}:{outside.start_line}: it is outside the diff (--fail-on-scope all counts it)"
+        )
     sys.exit(0)
 
 

@@ -314,10 +314,7 @@ class OpenAICompatible:
         except openai.APIConnectionError as exc:
             if unresolvable(exc):  # no network or a wrong host: waiting will not change it
                 host = urlsplit(self.endpoint.base_url).hostname or self.endpoint.base_url
-                raise EndpointFailed(
-                    f"cannot resolve {host} (no network, or a wrong --base-url)",
-                    "check the network and --base-url",
-                ) from None
+                raise EndpointFailed(f"cannot resolve {host}", "no network, or a wrong --base-url") from None
             raise _Retry(
                 f"connection failed: {self.endpoint.scrub(_describe(exc))}", "a dropped connection"
             ) from None

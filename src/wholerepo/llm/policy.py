@@ -67,7 +67,7 @@ def require_api_key(
         raise UsageError(
             f"no API key: {names[0]} is not set",
             f"export {names[0]}=..., or name another variable with --api-key-env"
-            + (f" ({also})" if also else ""),
+            + (f"; {also}" if also else ""),
         )
     return key
 
@@ -91,6 +91,12 @@ class Endpoint:
     def from_settings(
         cls, settings: Settings, *, model: str | None = None, env: Mapping[str, str] | None = None
     ) -> Endpoint:
+        scheme = urlsplit(settings.base_url).scheme.lower()
+        if scheme not in ("http", "https") or not urlsplit(settings.base_url).netloc:
+            raise UsageError(
+                f"{settings.named('base_url')} {settings.base_url!r} is not an http(s) URL",
+                "write it in full, e.g. http://127.0.0.1:8080/v1",
+            )
         key = require_api_key(settings.base_url, settings.api_key_env, env)
         return cls(
             base_url=settings.base_url,

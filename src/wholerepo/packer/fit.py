@@ -34,9 +34,13 @@ def header(
     if not listing.in_git:
         notes.append("The directory is not a git repository: files were chosen by its .gitignore files.")
     if skipped:
-        notes.append(f"{skipped} listed files are not shown (binary, generated, too large, ...).")
+        are = "file is" if skipped == 1 else "files are"
+        notes.append(f"{skipped} listed {are} not shown (excluded, binary, generated, too large, ...).")
     if dropped:
-        notes.append(f"{dropped} files did not fit the token budget and are not shown.")
+        did = "file did" if dropped == 1 else "files did"
+        notes.append(
+            f"{dropped} {did} not fit the token budget and {'is' if dropped == 1 else 'are'} not shown."
+        )
     if compressed:
         notes.append(compressed_note(compressed))
     head = styles.Header(

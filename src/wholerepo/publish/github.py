@@ -219,8 +219,8 @@ class GitHub:
                 if unresolvable(exc):
                     # No DNS answer: no network, or a wrong API URL. Waiting will not change that.
                     raise GitHubUnavailable(
-                        f"{label}: cannot resolve {host} (no network, or a wrong GITHUB_API_URL)",
-                        "check the runner's network and GITHUB_API_URL / GITHUB_GRAPHQL_URL",
+                        f"{label}: cannot resolve {host}",
+                        "no network, or a wrong GITHUB_API_URL / GITHUB_GRAPHQL_URL",
                     ) from None
                 failure = f"{label}: {type(exc).__name__}"
                 wait = self._backoff(attempt + 1)
@@ -317,6 +317,7 @@ class GitHub:
             errors = response.json().get("errors")
         except (ValueError, AttributeError):
             errors = None
+        message = message or response.reason or "no reason given"
         return GitHubRefused(status, f"GitHub answered {status} to {label}: {message}", hint, errors)
 
 

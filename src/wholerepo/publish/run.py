@@ -707,6 +707,8 @@ def _run(job: Job) -> None:
         return
     if not env.token and not options.dry_run:
         raise UsageError("no GitHub token: GITHUB_TOKEN is not set", "the Action passes github-token for you")
+    if not env.token:
+        events("no GITHUB_TOKEN: reading the pull request without one (public repositories only)")
     pr = pull_request_for(gh, env, trigger)
     if pr.state == "closed":  # a command on a closed pull request, or --pr naming one
         notice(f"pull request #{pr.number} is closed: nothing to review")

@@ -165,6 +165,9 @@ async def probe(settings: Settings, chat: ChatModel | None, *, not_asked: str | 
             )
         else:
             model = DEFAULT_MODEL
+    if ids and model not in ids:
+        shown = ", ".join(sorted(ids)[:10]) + (" ..." if len(ids) > 10 else "")
+        notes.append(f"the endpoint does not list the model {model} (it lists {shown}): check --model")
     if settings.context_window is not None:
         return Probe(Window(settings.context_window, settings.named("context_window")), model, tuple(notes))
     for m in models:
@@ -197,7 +200,7 @@ def plan(
         + instructions.text
     )
     fixed = sum(_count([SYSTEM, REPOSITORY_HEAD, tail], settings))
-    max_tokens = settings.max_output_tokens
+    max_tokens = output_limit(settings, window)
     room = window.tokens - fixed - TEMPLATE_MARGIN - max_tokens
     flags = _window_advice(settings)
     if diff is not None:
@@ -277,7 +280,7 @@ def plan_diff(
         raise UsageError(f"the diff against {base} is empty: a diff-only review has nothing to send")
     user = user_message(DIFF_ONLY, instructions.text, diff_text, base)
     prompt_tokens = sum(_count([SYSTEM, user], settings))
-    max_tokens = settings.max_output_tokens
+    max_tokens = output_limit(settings, window)
     if prompt_tokens + max_tokens > window.tokens:
         raise PromptTooLargeError(
             f"the prompt does not fit: the diff and instructions take {prompt_tokens:,} tokens and"
@@ -361,6 +364,14 @@ class Frame:
     window: Window
 
 
+def output_limit(settings: Settings, window: Window) -> int:
+    """The reply's token limit: --max-output-tokens when it was set anywhere; by default 32,768,
+    but at most a quarter of a small window (a 32K llama.cpp server keeps 24K for the prompt)."""
+    if "max_output_tokens" in settings.sources:
+        return settings.max_output_tokens
+    return min(settings.max_output_tokens, max(1024, window.tokens // 4))
+
+
 def _window_advice(settings: Settings) -> str:
     return (
         f"lower {settings.named('max_output_tokens')}, raise {settings.named('context_window')}"
@@ -374,16 +385,17 @@ def frame(settings: Settings, window: Window, *, note: str = "") -> Frame:
     counter = TokenCounter(settings.tokenizer)
     instructions = _instructions(settings, None, counter, note)
     fixed = sum(_count([SYSTEM, REPOSITORY_HEAD, REPOSITORY_TAIL + instructions.text], settings))
-    room = window.tokens - fixed - TEMPLATE_MARGIN - settings.max_output_tokens
+    max_tokens = output_limit(settings, window)
+    room = window.tokens - fixed - TEMPLATE_MARGIN - max_tokens
     if room <= 0:
         raise PromptTooLargeError(
             f"the prompt does not fit: the instructions take {fixed:,} tokens and --max-output-tokens"
-            f" {settings.max_output_tokens:,}, leaving no room for the repository in the"
+            f" {max_tokens:,}, leaving no room for the repository in the"
             f" {window.tokens:,}-token window ({window.label})",
             _window_advice(settings),
         )
     budget = min(room, settings.budget) if settings.budget is not None else room
-    return Frame(instructions, fixed, budget, settings.max_output_tokens, window)
+    return Frame(instructions, fixed, budget, max_tokens, window)
 
 
 def plan_pack(
@@ -503,6 +515,9 @@ def dry_run_report(p: Plan, probe_notes: tuple[str, ...] = ()) -> dict[str, Any]
         "repository_tokens": p.pack.prompt_tokens,
         "prompt_tokens": p.prompt_tokens,
         "max_output_tokens": p.max_tokens,
+        "max_output_tokens_source": settings.named("max_output_tokens")
+        if "max_output_tokens" in settings.sources
+        else ("default" if p.max_tokens == settings.max_output_tokens else "a quarter of the window"),
         "context_window": p.window.tokens,
         "context_window_source": p.window.source,
         "budget": p.budget,
@@ -554,7 +569,7 @@ def dry_run_text(report: Mapping[str, Any]) -> str:
         f"  files:          {report['files_included']:,} included, {report['files_skipped']:,} skipped",
         f"  prompt tokens:  {report['prompt_tokens']:,} exact ({report['tokenizer']}),"
         f" of which the repository {report['repository_tokens']:,}",
-        f"  output tokens:  up to {report['max_output_tokens']:,}",
+        f"  output tokens:  up to {report['max_output_tokens']:,} ({report['max_output_tokens_source']})",
         f"  context window: {report['context_window']:,}"
         f" ({Window(0, report['context_window_source']).label})",
     ]
