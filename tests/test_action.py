@@ -28,7 +28,8 @@ world = prworld.world  # the fixture
 
 INPUTS = {
     "api-key", "base-url", "model", "fail-on", "prompt", "include", "exclude", "budget", "sarif-file",
-    "inline-comments", "max-inline-comments", "min-inline-severity", "github-token",
+    "inline-comments", "max-inline-comments", "min-inline-severity", "github-token", "fail-on-scope",
+    "context-window", "max-output-tokens",
 }  # fmt: skip
 OUTPUTS = {"findings", "highest-severity", "report-json", "report-markdown", "sarif-file"}
 
@@ -152,6 +153,19 @@ def test_fail_on_through_the_action_fails_the_step(world: World) -> None:
     proc = run_as_the_action(world, {"api-key": KEY, "base-url": world.model.url, "fail-on": "high"})
     assert proc.returncode == 1
     assert "failing the run" in proc.stderr
+
+
+def test_scope_window_and_output_inputs_reach_the_review(world: World) -> None:
+    world.model.script(reply(finding(), OUTSIDE))
+    inputs = {"api-key": KEY, "base-url": world.model.url, "fail-on": "critical", "fail-on-scope": "all"}
+    proc = run_as_the_action(world, {**inputs, "context-window": "65536", "max-output-tokens": "5000"})
+    assert proc.returncode == 1, proc.stderr  # the critical finding outside the diff counts now
+    [chat] = world.model.chats
+    assert chat.json["max_tokens"] == 5000
+    small = run_as_the_action(world, {**inputs, "context-window": "1500"})
+    assert small.returncode == 3  # the window the input gives is what the prompt must fit
+    assert "1,500-token window (--context-window)" in small.stderr
+    assert len(world.model.chats) == 1
 
 
 # -- actionlint ---------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from ..sanitize import clean_text, one_line, safe_url, unescape_path
 from . import ReviewResult, sorted_findings
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
-INFORMATION_URI = "https://pypi.org/project/wholerepo/"
+INFORMATION_URI = "https://github.com/wholerepo/wholerepo"
 SRCROOT = "%SRCROOT%"
 MAX_RESULTS = 25_000  # GitHub rejects a run with more
 MESSAGE_LIMIT = 8_000
