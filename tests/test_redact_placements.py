@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 
+from test_redact import ALNUM, B64, DIGITS, LOWER, rand
 from test_redact_corpus import password
 from test_redact_rules import RULE_SAMPLES
 from wholerepo.redact import Redactor, placeholder
@@ -200,3 +201,65 @@ def test_look_alikes_survive_under_every_name_and_in_every_place() -> None:
                 if redactor.redact(path, text)[0] != text:
                     changed.append((label, name, path))
     assert changed == []
+
+
+@pytest.mark.parametrize("alphabet", ["lower case and digits", "letters and digits"])
+def test_random_keys_go_whatever_their_alphabet(alphabet: str) -> None:
+    """Every run of three letters once counted as a word: three in five random keys of lower
+    case and digits were kept as "wordy" (``atf5h6oq1xodg666kisdenad1bedac8v``)."""
+    chars = LOWER + DIGITS if alphabet == "lower case and digits" else ALNUM
+    redactor = Redactor()
+    left = []
+    for i in range(200):
+        value = rand(f"alphabet-{alphabet}-{i}", chars, 40)
+        if value in redactor.redact("app/settings.py", f'API_KEY = "{value}"\n')[0]:
+            left.append(value)
+    assert left == []
+
+
+TYPED_DECLARATIONS = {
+    "rust": ("src/main.rs", 'const API_TOKEN: &str = "{}";'),
+    "rust static": ("src/main.rs", 'static API_TOKEN: &\'static str = "{}";'),
+    "typescript": ("web/app.ts", 'const apiKey: string = "{}";'),
+    "typescript field": ("web/app.ts", 'private readonly clientSecret: string = "{}";'),
+    "python annotation": ("app/settings.py", 'API_KEY: Final[str] = "{}"'),
+    "python default": ("app/client.py", 'def connect(token: str = "{}") -> None:'),
+    "kotlin": ("app/src/Keys.kt", 'val apiSecret: String = "{}"'),
+    "swift": ("App/Keys.swift", 'let clientSecret: String = "{}"'),
+    "go": ("main.go", 'var apiKey string = "{}"'),
+}
+
+
+@pytest.mark.parametrize("language", sorted(TYPED_DECLARATIONS))
+def test_a_declared_type_does_not_hide_the_value(language: str) -> None:
+    path, line = TYPED_DECLARATIONS[language]
+    value = rand("typed-" + language, ALNUM, 40)
+    redacted, kinds = Redactor().redact(path, "x = 1\n" + line.replace("{}", value) + "\n")
+    assert value not in redacted
+    assert redacted == "x = 1\n" + line.replace("{}", placeholder(kinds[0])) + "\n"
+
+
+def test_a_typed_password_goes_and_a_type_alone_stays() -> None:
+    text = 'DB_PASSWORD: str = "{}"\npassword: string;\nconst token: string = getToken();\n'
+    redacted, _ = Redactor().redact("app/db.ts", text.replace("{}", PASSWORD))
+    assert redacted == text.replace("{}", placeholder("password"))
+
+
+def test_a_key_of_punctuation_goes() -> None:
+    """Django's generated SECRET_KEY has no run of 16 token characters, which gated the line."""
+    rng = random.Random("django")
+    # Django's alphabet, with a symbol at least every sixth character as in most of its keys.
+    value = "".join(rand(f"django-{i}", LOWER + DIGITS, 5) + rng.choice("!@#$%^&*(=+)") for i in range(9))
+    for line in (f"SECRET_KEY = 'django-insecure-{value}'", f'SECRET_KEY = "{value}"'):
+        redacted, _ = Redactor().redact("mysite/settings.py", line + "\n")
+        assert value not in redacted and redacted.startswith("SECRET_KEY = "), line
+
+
+@pytest.mark.parametrize(
+    "path", ["deploy/app.env.example", "deploy/prod.env", "config/app.yaml.j2", "conf/app.ini.dist", ".envrc"]
+)
+def test_configuration_templates_are_read_as_configuration(path: str) -> None:
+    """``name = value`` lines without quotes: a template's suffix hid that the file is configuration."""
+    value = rand("template-" + path, B64, 43) + "="
+    redacted, _ = Redactor().redact(path, f"ENCRYPTION_KEY={value}\nDEBUG=false\n")
+    assert redacted == "ENCRYPTION_KEY=[REDACTED:high-entropy]\nDEBUG=false\n"

@@ -308,7 +308,14 @@ _PASSWORD_NAME_END = re.compile(_PASSWORD_NAME + r"\w{0,2}$|(?:^|[_.\-])pass$", 
 # After a name: its closing quotes or bracket (JSON inside a notebook escapes them: \"), then
 # an assignment, a comparison, a call's "(" or, after a quoted name, a call's "," (setenv,
 # define, setProperty), then the quoted value.
-_ASSIGN = r"(?:\\?['\"\]]){0,4}(?:\s{0,8}(?:=|:=|=>|==|:|\()|(?<=['\"])\s{0,8},)\s{0,8}[rbuf]?"
+# A declared type may come between the name and the "=": ``API_TOKEN: &str = "..."`` (Rust),
+# ``apiKey: string = "..."`` (TypeScript), ``api_key: Final[str] = "..."``, Go's
+# ``var apiKey string = "..."``.
+_TYPE = (
+    r"(?:[ \t]{0,4}:[ \t]{0,4}&?(?:'static[ \t]{1,4})?[A-Za-z_][\w.\[\]<>?]{0,40}(?=[ \t]{0,4}=[^=>])"
+    r"|[ \t]{1,4}string(?=[ \t]{0,4}=))?"
+)
+_ASSIGN = r"(?:\\?['\"\]]){0,4}" + _TYPE + r"(?:\s{0,8}(?:=|:=|=>|==|:|\()|(?<=['\"])\s{0,8},)\s{0,8}[rbuf]?"
 # One regex per keyword, each starting with its literal: the engine scans for a literal quickly.
 # Groups: 1 the rest of the name, 2 the quote, 3 the value.
 _KEYWORD_VALUES = tuple(
@@ -317,6 +324,12 @@ _KEYWORD_VALUES = tuple(
         re.compile(keyword + r"(?=([\w.\-]{0,40}))\1" + _ASSIGN + r"\\?([\"'`])([^\s\"'`\\]{16,300})\\?\2"),
     )
     for keyword in ("key", "secret", "token", "passw", "pwd", "passphrase", "credential")
+)
+# Where ``assigned`` looks beyond the lines with a long run: a secret's name, as usually spelled.
+ASSIGNED_MARKERS = tuple(
+    spelling
+    for word in ("key", "secret", "token", "passw", "pwd", "passphrase", "credential")
+    for spelling in (word, word.upper(), word.title())
 )
 _KEY_NAME = re.compile(
     r"(?:api|secret|access|private|priv|auth|client|service|account|master|encryption|signing|app|"
@@ -333,8 +346,12 @@ def _name_start(low: str, at: int, reach: int = 80) -> int:
     return start
 
 
-def assigned(lines: Lines) -> Iterator[Secret]:
-    """Quoted values of 16+ characters assigned to a secret-sounding name, if random-looking."""
+def assigned(lines: Lines, example: bool = False) -> Iterator[Secret]:
+    """Quoted values of 16+ characters assigned to a secret-sounding name, if random-looking.
+
+    Outside tests and documentation the name says enough for a value of credential shape
+    (``credential_like``): entropy alone kept one random lower-case key in fifty.
+    """
     low = lowered(lines.text)
     for keyword, regex in _KEYWORD_VALUES:
         is_password = keyword in ("passw", "pwd", "passphrase")
@@ -349,7 +366,7 @@ def assigned(lines: Lines) -> Iterator[Secret]:
                 continue  # token_id, NextToken, page_token: identifiers and cursors
             start, end = m.span(3)
             value = lines.text[start:end]
-            if not random_looking(value):
+            if not (random_looking(value) or (not example and credential_like(value))):
                 continue
             pos, _, _ = lines.locate(start)
             yield Secret("password" if is_password else "high-entropy", ((pos, pos + len(value)),))

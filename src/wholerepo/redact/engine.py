@@ -49,8 +49,13 @@ class Redactor:
             found += find_tokens(self.short_rules, Lines(text, short))
         found += contexts.kubernetes_secrets(text)
         if lines is not None:
-            found += contexts.assigned(lines)
+            found += contexts.assigned(lines, example)
             found += contexts.url_parameters(lines, example)
+        # A value of punctuation and short runs (Django's SECRET_KEY) makes no 16+ run: the
+        # lines that name a secret are read for assigned values too.
+        named = [span for span in lines_with(text, contexts.ASSIGNED_MARKERS) if span not in taken]
+        if named:
+            found += contexts.assigned(Lines(text, named), example)
         found += contexts.url_passwords(text, example)
         found += contexts.passwords(text, example, is_config_path(path))
         found += contexts.markup(text, example)
