@@ -70,6 +70,13 @@ PASSWORD_SYNTAXES = {
     "sql identified": ("db/init.sql", "ALTER USER 'app'@'%' IDENTIFIED BY '{}';"),
     "ansible": ("ansible/vars.yml", "ansible_become_pass: {}"),
     "redis options": ("src/Cache.cs", 'var c = "redis:6380,password={},ssl=True";'),
+    "comment": ("app/db.py", "# prod db password: {} (rotate yearly)"),
+    "mysql -p": ("scripts/backup.sh", "mysqldump -u root -p{} shop > x.sql"),
+    "mysql -p quoted": ("scripts/backup.sh", "mysql -uroot -p'{}' -e 'select 1'"),
+    "sshpass": ("scripts/deploy.sh", "sshpass -p '{}' ssh root@host"),
+    "docker login": ("scripts/deploy.sh", "docker login -u ci -p {} registry.corp"),
+    "--password value": ("scripts/deploy.sh", "tool --db-password {} --verbose"),
+    "powershell": ("scripts/x.ps1", '$p = ConvertTo-SecureString "{}" -AsPlainText -Force'),
 }
 
 
@@ -263,3 +270,40 @@ def test_configuration_templates_are_read_as_configuration(path: str) -> None:
     value = rand("template-" + path, B64, 43) + "="
     redacted, _ = Redactor().redact(path, f"ENCRYPTION_KEY={value}\nDEBUG=false\n")
     assert redacted == "ENCRYPTION_KEY=[REDACTED:high-entropy]\nDEBUG=false\n"
+
+
+HEADERS = {
+    "curl custom": ("scripts/call.sh", "curl -H 'X-Auth-Token: {}' https://api.internal"),
+    "gitlab": ("scripts/call.sh", 'curl --header "Private-Token: {}" https://gitlab.internal/api/v4'),
+    "github": ("scripts/call.sh", 'curl -H "Authorization: token {}" https://api.github.com'),
+    "azure": ("scripts/call.sh", "curl -H 'api-key: {}' https://x.openai.azure.com"),
+    "http file": ("api/requests.http", "GET https://api.internal/v1\nX-API-Key: {}"),
+}
+
+
+@pytest.mark.parametrize("client", sorted(HEADERS))
+def test_a_header_written_out_loses_its_value(client: str) -> None:
+    path, line = HEADERS[client]
+    value = rand("header-" + client, ALNUM, 40)
+    text = line.replace("{}", value) + "\n"
+    redacted, kinds = Redactor().redact(path, text)
+    assert redacted == text.replace(value, placeholder("high-entropy")) and kinds == ("high-entropy",)
+
+
+def test_command_lines_and_headers_that_hold_no_secret_stay() -> None:
+    value = rand("header-kept", ALNUM, 40)
+    text = "\n".join(
+        (
+            "mysql -u root -p shop < dump.sql",  # -p with a space: mysql asks; shop is the database
+            "tool --password-stdin < pw.txt",
+            "tool --password $DB_PASSWORD",
+            'subprocess.run(["login", "-p", password])',
+            f"curl -H 'X-CSRF-Token: {value}' http://h",
+            f"curl -H 'X-Request-Id: {value}' http://h",
+            "    :type passphrase: :py:data:`bytes`",
+            "  password: string;",
+            "  password: newPassword1,",
+        )
+    )
+    assert Redactor().redact("scripts/run.sh", text + "\n")[0] == text + "\n"
+    assert Redactor().redact("src/app.ts", text + "\n")[0] == text + "\n"

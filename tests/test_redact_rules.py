@@ -461,6 +461,10 @@ ADVERSARIAL = {
     "typed names": _line("token: Final[str] = "),
     "key words, punctuation": _line("SECRET_KEY='x^4(#"),
     "session token heads": _line("IQoJb3JpZ2luX2Vj+"),
+    "mysql -p": _line("mysql -p"),
+    "options": _line("--password x-"),
+    "header names": _line("x-a-b-token: "),
+    "password colons": _line("password: a"),
 }
 
 

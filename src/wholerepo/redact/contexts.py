@@ -366,7 +366,9 @@ def assigned(lines: Lines, example: bool = False) -> Iterator[Secret]:
                 continue  # token_id, NextToken, page_token: identifiers and cursors
             start, end = m.span(3)
             value = lines.text[start:end]
-            if not (random_looking(value) or (not example and credential_like(value))):
+            # After a quoted name and a "," the name may be a list's item, not a setter's.
+            named = not example and "," not in low[m.end(1) : m.start(2)]
+            if not (random_looking(value) or (named and credential_like(value))):
                 continue
             pos, _, _ = lines.locate(start)
             yield Secret("password" if is_password else "high-entropy", ((pos, pos + len(value)),))
@@ -377,17 +379,25 @@ _PASSWORD_ASSIGN = re.compile(
     r"(?i)" + _PASSWORD_NAME + r"\w{0,2}" + _ASSIGN + r"\\?([\"'`])([^\s\"'`\\]{1,200})\\?\1"
 )
 # Unquoted, inside a string or a command line: "Server=db;Password=VALUE;", putenv("PWD=VALUE"),
-# --password=VALUE, "host:6380,password=VALUE,ssl=True". The value ends at a quote, ";", "&",
+# --password=VALUE, "host:6380,password=VALUE,ssl=True", or after a colon and a space in a
+# comment or a message ("# prod password: VALUE"; a type, password: string, is a word, and
+# a value after a colon starts with a letter or a digit, not reST's ":type password: :class:").
+# The value ends at a quote, ";", "&",
 # a backslash (an escaped newline) or the line's end, or at "," in a list that "," separates;
 # a ")" after it, or a "," after a name that follows a space, is code: f(x, password=value).
 _PASSWORD_INLINE = re.compile(
     r"(?i)"
     + _PASSWORD_NAME
-    + r"\w{0,2}[ \t]{0,4}=[ \t]{0,4}(?=([^\s\"'`;&<>,()\\=]{1,200}={0,2}))\1(?=[\s\"'`;&\\,]|\Z)"
+    + r"\w{0,2}(?:[ \t]{0,4}=[ \t]{0,4}|:[ \t]{1,4}(?=[A-Za-z0-9]))"
+    + r"(?=([^\s\"'`;&<>,()\\=]{1,200}={0,2}))\1(?=[\s\"'`;&\\,]|\Z)"
 )
 _INLINE_BEFORE = frozenset(" \t;\"'`?&=")
 # SQL: CREATE USER ... PASSWORD 'VALUE', ALTER USER ... IDENTIFIED BY 'VALUE'
 _SQL_PASSWORD = re.compile(r"(?i)(?:password|identified[ \t]{1,4}by)[ \t]{1,4}(['\"])([^\s'\"\\]{1,200})\1")
+# PowerShell: ConvertTo-SecureString "VALUE" -AsPlainText (-String "VALUE" too)
+_SECURE_STRING = re.compile(
+    r"(?i)convertto-securestring[ \t]{1,4}(?:-string[ \t]{1,4})?(['\"])([^\s'\"`]{1,200})\1"
+)
 # name = value, name: value, export NAME=value, ENV NAME=value, - NAME=value (a compose list);
 # a "#" starts a comment only after white space (a password may hold one).
 _CONFIG_ASSIGN = re.compile(
@@ -424,6 +434,10 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
             for m in _SQL_PASSWORD.finditer(text, a, b):
                 if password_like(m.group(2)) and not stand_in(m.group(2)):
                     yield Secret("password", (m.span(2),))
+    for a, b in lines_with(text, ("ConvertTo-SecureString", "convertto-securestring")):
+        for m in _SECURE_STRING.finditer(text, a, b):
+            if password_like(m.group(2)) or random_looking(m.group(2)):
+                yield Secret("password", (m.span(2),))
     yield from _name_value_pairs(text, example)
     if config_file:
         for m in _CONFIG_ASSIGN.finditer(text):
@@ -536,6 +550,61 @@ def curl_users(text: str, example: bool) -> Iterator[Secret]:
             password = m.group(2)
             if not stand_in(password) and (password_like(password) or random_looking(password)):
                 yield Secret("password", (m.span(2),))
+
+
+# Password options of command lines: --password VALUE (a space, not "="), mysql's -pVALUE,
+# sshpass -p VALUE, docker/podman/helm login -p VALUE. A value is read once, from its option.
+_OPTION_VALUE = r"(['\"]?)([^\s'\"`;|&<>()$-][^\s'\"`;|&<>()]{0,199})\1(?![^\s;|&)])"
+_PASSWORD_OPTION = re.compile(
+    r"(?i)(?<![\w-])--(?:[a-z]{1,20}-)?(?:password|passwd|pass)[ \t]{1,4}" + _OPTION_VALUE
+)
+_ATTACHED_P = re.compile(r"(?<![\w-])-p" + _OPTION_VALUE)  # mysql: "-p shop" asks, "shop" is the database
+_SPACED_P = re.compile(r"(?<![\w-])-p[ \t]{0,4}" + _OPTION_VALUE)
+_COMMAND = re.compile(
+    r"(?<![\w-])(?:(mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)|sshpass|login)(?![\w-])"
+)
+_COMMAND_MARKERS = ("--pass", "--PASS", "--Pass", "--db-pass", "mysql", "mariadb", "sshpass", " login")
+
+
+def command_passwords(text: str, example: bool) -> Iterator[Secret]:
+    """Passwords given to a command as options: ``--password V``, ``mysql -pV``, ``sshpass -p V``."""
+    if example:
+        return
+    for a, b in lines_with(text, _COMMAND_MARKERS):
+        found = list(_PASSWORD_OPTION.finditer(text, a, b))
+        command = _COMMAND.search(text, a, b)
+        if command is not None:
+            regex = _ATTACHED_P if command.group(1) else _SPACED_P
+            found += regex.finditer(text, command.end(), b)
+        for m in found:
+            value = m.group(2)
+            if not stand_in(value) and (password_like(value) or random_looking(value)):
+                yield Secret("password", (m.span(2),))
+
+
+# HTTP headers written out: "X-Auth-Token: VALUE", "Private-Token: VALUE", "api-key: VALUE",
+# GitHub's "Authorization: token VALUE" (in a curl -H, a .http file, a test of a proxy). The
+# name has a dash or a scheme word: a YAML key has its own reader.
+_HEADER = re.compile(
+    r"(?i)(?<![\w-])((?:[a-z0-9]{1,20}-){1,4}(?:api-?key|key|token|secret|auth|signature)|private-token|api-key"
+    r"|authorization(?=[ \t]{0,4}:[ \t]{1,4}token[ \t]))"
+    r"[ \t]{0,4}:[ \t]{1,4}(?:token[ \t]{1,4})?([A-Za-z0-9+/_.~-]{12,500}={0,2})(?![^\s\"'`\\,;])"
+)
+_HEADER_MARKERS = (
+    *(f"-{v}:" for w in ("token", "key", "secret", "auth", "signature") for v in (w, w.title(), w.upper())),
+    *("api-key:", "Api-Key:", "API-KEY:", ": token ", ": Token "),
+)
+
+
+def headers(text: str, example: bool) -> Iterator[Secret]:
+    """Values of HTTP headers named like a credential, written as ``Name: VALUE``."""
+    for a, b in lines_with(text, _HEADER_MARKERS):
+        for m in _HEADER.finditer(text, a, b):
+            if not_a_secret_name(m.group(1)):
+                continue  # X-CSRF-Token, X-Request-Id
+            value = m.group(2)
+            if random_looking(value) or (not example and credential_like(value)):
+                yield Secret("high-entropy", (m.span(2),))
 
 
 # --- Kubernetes Secrets ------------------------------------------------------------------------

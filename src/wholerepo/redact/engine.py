@@ -60,6 +60,8 @@ class Redactor:
         found += contexts.passwords(text, example, is_config_path(path))
         found += contexts.markup(text, example)
         found += contexts.curl_users(text, example)
+        found += contexts.command_passwords(text, example)
+        found += contexts.headers(text, example)
         return resolve_all(text, found)
 
     def redact(self, path: str, text: str) -> tuple[str, tuple[str, ...]]:
