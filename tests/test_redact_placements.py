@@ -77,6 +77,14 @@ PASSWORD_SYNTAXES = {
     "docker login": ("scripts/deploy.sh", "docker login -u ci -p {} registry.corp"),
     "--password value": ("scripts/deploy.sh", "tool --db-password {} --verbose"),
     "powershell": ("scripts/x.ps1", '$p = ConvertTo-SecureString "{}" -AsPlainText -Force'),
+    "redis-cli": ("scripts/x.sh", "redis-cli -h cache -a {} ping"),
+    "openssl": ("scripts/x.sh", "openssl pkcs12 -export -passout pass:{} -out x.p12"),
+    "yaml flow": ("deploy/app.yaml", "db: {user: app, password: {}}"),
+    "ansible quoted": ("ansible/host_vars/web.yml", 'ansible_ssh_pass: "{}"'),
+    "json pass": ("config/mail.json", '{"auth": {"user": "u", "pass": "{}"}}'),
+    "nodemailer": ("src/mail.js", "auth: { user: 'u', pass: '{}' }"),
+    "spring default": ("src/Db.java", '@Value("${db.password:{}}")'),
+    "shell default": ("deploy/run.sh", 'export DB_PASSWORD="${DB_PASSWORD:-{}}"'),
 }
 
 
@@ -307,3 +315,39 @@ def test_command_lines_and_headers_that_hold_no_secret_stay() -> None:
     )
     assert Redactor().redact("scripts/run.sh", text + "\n")[0] == text + "\n"
     assert Redactor().redact("src/app.ts", text + "\n")[0] == text + "\n"
+
+
+ENV_DEFAULTS = {
+    "node": ("src/x.js", "const token = process.env.API_TOKEN || '{}';"),
+    "vite": ("src/x.ts", "const key = import.meta.env.VITE_API_KEY ?? '{}';"),
+    "ruby": ("config/x.rb", 'TOKEN = ENV["API_TOKEN"] || "{}"'),
+    "python": ("app/x.py", 'TOKEN = os.environ.get("API_TOKEN") or "{}"'),
+    "compose": ("docker-compose.yml", "      API_TOKEN: ${API_TOKEN:-{}}"),
+    "option": ("scripts/x.sh", "deployctl release --api-key {} --env prod"),
+    "option =": ("scripts/x.sh", "deployctl notify --token={}"),
+}
+
+
+@pytest.mark.parametrize("place", sorted(ENV_DEFAULTS))
+def test_a_secret_given_as_a_default_or_an_option_goes(place: str) -> None:
+    path, line = ENV_DEFAULTS[place]
+    value = rand("default-" + place, ALNUM, 40)
+    text = line.replace("{}", value) + "\n"
+    redacted, kinds = Redactor().redact(path, text)
+    assert redacted == text.replace(value, placeholder("high-entropy")) and kinds == ("high-entropy",)
+
+
+def test_defaults_and_options_that_are_not_secrets_stay() -> None:
+    text = "\n".join(
+        (
+            'IMAGE="${IMAGE:-nginx:1.25-alpine}"',
+            "KEY_FILE=${SECRET_KEY_FILE:-/run/secrets/key}",
+            "echo ${TOKEN:-}",
+            'const port = process.env.PORT || "8080";',
+            "tool --token-file /run/secrets/t --next-token eyJvZmZzZXQiOjEwMH0",
+            "gcloud secrets versions access latest --secret=db-password-prod",
+            "    pass",
+            'bypass = "NorthEast12"',
+        )
+    )
+    assert Redactor().redact("scripts/run.sh", text + "\n")[0] == text + "\n"

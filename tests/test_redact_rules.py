@@ -465,6 +465,11 @@ ADVERSARIAL = {
     "options": _line("--password x-"),
     "header names": _line("x-a-b-token: "),
     "password colons": _line("password: a"),
+    "env defaults": _line("${A:-${B:"),
+    "env lookups": _line("process.env.A || 'x"),
+    "pass names": _line("a_pass: 'b"),
+    "token options": _line("--api-key --token="),
+    "redis -a": _line("redis-cli -a x -a "),
 }
 
 

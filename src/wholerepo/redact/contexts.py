@@ -383,13 +383,14 @@ _PASSWORD_ASSIGN = re.compile(
 # comment or a message ("# prod password: VALUE"; a type, password: string, is a word, and
 # a value after a colon starts with a letter or a digit, not reST's ":type password: :class:").
 # The value ends at a quote, ";", "&",
-# a backslash (an escaped newline) or the line's end, or at "," in a list that "," separates;
+# a backslash (an escaped newline), a closing "}" or "]" (YAML's {user: u, password: VALUE})
+# or the line's end, or at "," in a list that "," separates;
 # a ")" after it, or a "," after a name that follows a space, is code: f(x, password=value).
 _PASSWORD_INLINE = re.compile(
     r"(?i)"
     + _PASSWORD_NAME
     + r"\w{0,2}(?:[ \t]{0,4}=[ \t]{0,4}|:[ \t]{1,4}(?=[A-Za-z0-9]))"
-    + r"(?=([^\s\"'`;&<>,()\\=]{1,200}={0,2}))\1(?=[\s\"'`;&\\,]|\Z)"
+    + r"(?=([^\s\"'`;&<>,()\\=\[\]{}]{1,200}={0,2}))\1(?=[\s\"'`;&\\,}\]]|\Z)"
 )
 _INLINE_BEFORE = frozenset(" \t;\"'`?&=")
 # SQL: CREATE USER ... PASSWORD 'VALUE', ALTER USER ... IDENTIFIED BY 'VALUE'
@@ -402,9 +403,14 @@ _SECURE_STRING = re.compile(
 # a "#" starts a comment only after white space (a password may hold one).
 _CONFIG_ASSIGN = re.compile(
     r"(?m)^[ \t]{0,32}(?:-[ \t]{1,8})?(?:export[ \t]{1,8}|ENV[ \t]{1,8})?([\w.\-]{1,100})[ \t]{0,16}[:=]"
-    r"[ \t]{0,16}([^\s\"'`]{8,300})[ \t\r]{0,16}(?:#.*)?$"
+    r"[ \t]{0,16}([\"']?)([^\s\"'`]{8,300})\2[ \t\r]{0,16}(?:#.*)?$"
 )
 _PASSWORD_MARKERS = ("ssw", "SSW", "Ssw", "pwd", "PWD", "Pwd", "phrase", "PHRASE")
+# "pass" alone, or as a name's last word (smtp_pass, ansible_ssh_pass), quoted or not, given a
+# quoted value: {"user": "u", "pass": "VALUE"}, auth: { pass: 'VALUE' }.
+_PASS_ASSIGN = re.compile(
+    r"(?i)(?<![\w.\-])(?:[a-z0-9]{1,30}[_.\-]){0,4}pass" + _ASSIGN + r"\\?([\"'`])([^\s\"'`\\]{1,200})\\?\1"
+)
 
 
 def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
@@ -434,6 +440,10 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
             for m in _SQL_PASSWORD.finditer(text, a, b):
                 if password_like(m.group(2)) and not stand_in(m.group(2)):
                     yield Secret("password", (m.span(2),))
+    for a, b in lines_with(text, ("pass", "PASS", "Pass")):
+        for m in _PASS_ASSIGN.finditer(text, a, b):
+            if password_like(m.group(2)) and not stand_in(m.group(2)):
+                yield Secret("password", (m.span(2),))
     for a, b in lines_with(text, ("ConvertTo-SecureString", "convertto-securestring")):
         for m in _SECURE_STRING.finditer(text, a, b):
             if password_like(m.group(2)) or random_looking(m.group(2)):
@@ -441,12 +451,12 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
     yield from _name_value_pairs(text, example)
     if config_file:
         for m in _CONFIG_ASSIGN.finditer(text):
-            name, value = m.group(1), m.group(2)
+            name, value = m.group(1), m.group(3)
             if not SECRET_NAME.search(name) or not_a_secret_name(name):
                 continue
             is_password = _PASSWORD_NAME_END.search(name) is not None
             if random_looking(value) or (is_password and password_like(value)):
-                yield Secret("password" if is_password else "high-entropy", (m.span(2),))
+                yield Secret("password" if is_password else "high-entropy", (m.span(3),))
 
 
 # Kubernetes env lists, and the like: "- name: DB_PASSWORD" with "value: VALUE" on the next line.
@@ -554,32 +564,70 @@ def curl_users(text: str, example: bool) -> Iterator[Secret]:
 
 # Password options of command lines: --password VALUE (a space, not "="), mysql's -pVALUE,
 # sshpass -p VALUE, docker/podman/helm login -p VALUE. A value is read once, from its option.
-_OPTION_VALUE = r"(['\"]?)([^\s'\"`;|&<>()$-][^\s'\"`;|&<>()]{0,199})\1(?![^\s;|&)])"
+_OPTION_VALUE = r"(?P<q>['\"]?)([^\s'\"`;|&<>()$-][^\s'\"`;|&<>()]{0,199})(?P=q)(?![^\s;|&)])"
 _PASSWORD_OPTION = re.compile(
     r"(?i)(?<![\w-])--(?:[a-z]{1,20}-)?(?:password|passwd|pass)[ \t]{1,4}" + _OPTION_VALUE
 )
+# --api-key VALUE, --token=VALUE, --client-secret VALUE: judged as values of credential names.
+_TOKEN_OPTION = re.compile(
+    r"(?i)(?<![\w-])--((?:[a-z]{1,20}-){0,3}(?:api-?key|token|secret|secret-key|access-key|auth-token|credentials?))"
+    r"(?:[ \t]{1,4}|=)" + _OPTION_VALUE
+)
+# openssl's -passin/-passout/-password pass:VALUE
+_OPENSSL_PASS = re.compile(r"(?i)(?<![\w-])-pass(?:in|out|word)?[ \t]{1,4}pass:([^\s'\"`;|&<>()]{1,200})")
+_SPACED_A = re.compile(r"(?<![\w-])-a[ \t]{1,4}" + _OPTION_VALUE)  # redis-cli -a VALUE
 _ATTACHED_P = re.compile(r"(?<![\w-])-p" + _OPTION_VALUE)  # mysql: "-p shop" asks, "shop" is the database
 _SPACED_P = re.compile(r"(?<![\w-])-p[ \t]{0,4}" + _OPTION_VALUE)
 _COMMAND = re.compile(
-    r"(?<![\w-])(?:(mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)|sshpass|login)(?![\w-])"
+    r"(?<![\w-])(?:(mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)|(redis-cli)|sshpass|login)(?![\w-])"
 )
-_COMMAND_MARKERS = ("--pass", "--PASS", "--Pass", "--db-pass", "mysql", "mariadb", "sshpass", " login")
+_COMMAND_MARKERS = ("--", "mysql", "mariadb", "sshpass", " login", "redis-cli", "pass:")
 
 
 def command_passwords(text: str, example: bool) -> Iterator[Secret]:
-    """Passwords given to a command as options: ``--password V``, ``mysql -pV``, ``sshpass -p V``."""
+    """Secrets given to a command as options: ``--password V``, ``mysql -pV``, ``--api-key V``."""
     if example:
         return
     for a, b in lines_with(text, _COMMAND_MARKERS):
         found = list(_PASSWORD_OPTION.finditer(text, a, b))
         command = _COMMAND.search(text, a, b)
         if command is not None:
-            regex = _ATTACHED_P if command.group(1) else _SPACED_P
+            regex = _ATTACHED_P if command.group(1) else _SPACED_A if command.group(2) else _SPACED_P
             found += regex.finditer(text, command.end(), b)
         for m in found:
             value = m.group(2)
             if not stand_in(value) and (password_like(value) or random_looking(value)):
                 yield Secret("password", (m.span(2),))
+        for m in _OPENSSL_PASS.finditer(text, a, b):
+            if not stand_in(m.group(1)) and password_like(m.group(1)):
+                yield Secret("password", (m.span(1),))
+        for m in _TOKEN_OPTION.finditer(text, a, b):
+            value = m.group(3)
+            if not not_a_secret_name(m.group(1)) and (random_looking(value) or credential_like(value)):
+                yield Secret("high-entropy", (m.span(3),))
+
+
+# Defaults of environment lookups: ${DB_PASSWORD:-VALUE} (shells, compose), ${db.password:VALUE}
+# (Spring), process.env.API_TOKEN || "VALUE", ENV["API_TOKEN"] || "VALUE", getenv("X") or "VALUE".
+_SHELL_DEFAULT = re.compile(r"\$\{([A-Za-z_][\w.]{0,100})(?::-|:=|:|-)([^{}\s\"'`$]{1,300})\}")
+_ENV_DEFAULT = re.compile(
+    r"(?:process\.env\.|import\.meta\.env\.|ENV\[[\"']|environ(?:\.get)?\([\"']|getenv\([\"'])([A-Za-z_]\w{0,100})"
+    r"(?:[\"']\]|[\"']\)|\)|\]){0,1}[ \t]{0,4}(?:\|\||\?\?|or)[ \t]{0,4}([\"'`])([^\s\"'`\\]{1,300})\2"
+)
+
+
+def env_defaults(text: str, example: bool) -> Iterator[Secret]:
+    """The value an environment lookup falls back to, under a secret's name: a secret all the same."""
+    for a, b in lines_with(text, ("${",)):
+        for m in _SHELL_DEFAULT.finditer(text, a, b):
+            kind = _named_value(m.group(1), m.group(2), example)
+            if kind is not None:
+                yield Secret(kind, (m.span(2),))
+    for a, b in lines_with(text, ("||", "??", " or ")):
+        for m in _ENV_DEFAULT.finditer(text, a, b):
+            kind = _named_value(m.group(1), m.group(3), example)
+            if kind is not None:
+                yield Secret(kind, (m.span(3),))
 
 
 # HTTP headers written out: "X-Auth-Token: VALUE", "Private-Token: VALUE", "api-key: VALUE",

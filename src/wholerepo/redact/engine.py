@@ -62,6 +62,7 @@ class Redactor:
         found += contexts.curl_users(text, example)
         found += contexts.command_passwords(text, example)
         found += contexts.headers(text, example)
+        found += contexts.env_defaults(text, example)
         return resolve_all(text, found)
 
     def redact(self, path: str, text: str) -> tuple[str, tuple[str, ...]]:

@@ -135,7 +135,11 @@ def _dense(value: str, _before: str) -> bool:
     return mixed(value) and entropy(value) >= 3.5 and not wordy(value)
 
 
-_AWS_SECRET_CONTEXT = re.compile(r"aws.{0,24}?(?:key|pwd|pw|password|pass|token|secret)", re.IGNORECASE)
+# "aws ... key" before the value, or the access key id it goes with (a CSV row, a positional
+# argument: NewStaticCredentials("AKIA...", "SECRET", "")).
+_AWS_SECRET_CONTEXT = re.compile(
+    r"aws.{0,24}?(?:key|pwd|pw|password|pass|token|secret)|(?-i:A(?:KIA|SIA)[A-Z2-7]{16})", re.IGNORECASE
+)
 
 
 def _aws_secret(value: str, before: str) -> bool:
@@ -147,7 +151,7 @@ def _aws_secret(value: str, before: str) -> bool:
         return False
     if not any(c.isdigit() or c in "+/" for c in value):
         return False
-    return _AWS_SECRET_CONTEXT.search(before[-48:]) is not None
+    return _AWS_SECRET_CONTEXT.search(before[-64:]) is not None
 
 
 def _jwt_valid(value: str, _before: str) -> bool:
@@ -237,7 +241,7 @@ RULES: tuple[Rule, ...] = (
         "aws-secret-access-key",
         "aws-secret-key",
         (DS + "AWSKeyDetector",),
-        ("aws",),
+        ("aws", "AKIA", "ASIA"),
         token(r"[A-Za-z0-9/+]{40}", r"A-Za-z0-9/+", r"A-Za-z0-9/+="),
         check=_aws_secret,
     ),
