@@ -325,12 +325,6 @@ _KEYWORD_VALUES = tuple(
     )
     for keyword in ("key", "secret", "token", "passw", "pwd", "passphrase", "credential")
 )
-# Where ``assigned`` looks beyond the lines with a long run: a secret's name, as usually spelled.
-ASSIGNED_MARKERS = tuple(
-    spelling
-    for word in ("key", "secret", "token", "passw", "pwd", "passphrase", "credential")
-    for spelling in (word, word.upper(), word.title())
-)
 _KEY_NAME = re.compile(
     r"(?:api|secret|access|private|priv|auth|client|service|account|master|encryption|signing|app|"
     r"consumer|db|database|session|license|webhook|bot)[_.\-]?$"
@@ -413,7 +407,7 @@ _PASS_ASSIGN = re.compile(
 )
 
 
-def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
+def passwords(text: str, low: str, example: bool, config_file: bool) -> Iterator[Secret]:
     """Values assigned to password names: shorter than entropy can judge, so judged by shape."""
     if example:
         return
@@ -440,7 +434,7 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
             for m in _SQL_PASSWORD.finditer(text, a, b):
                 if password_like(m.group(2)) and not stand_in(m.group(2)):
                     yield Secret("password", (m.span(2),))
-    for a, b in lines_with(text, ("pass", "PASS", "Pass")):
+    for a, b in lines_with(low, ("pass",)):
         for m in _PASS_ASSIGN.finditer(text, a, b):
             if password_like(m.group(2)) and not stand_in(m.group(2)):
                 yield Secret("password", (m.span(2),))
@@ -581,14 +575,18 @@ _SPACED_P = re.compile(r"(?<![\w-])-p[ \t]{0,4}" + _OPTION_VALUE)
 _COMMAND = re.compile(
     r"(?<![\w-])(?:(mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)|(redis-cli)|sshpass|login)(?![\w-])"
 )
-_COMMAND_MARKERS = ("--", "mysql", "mariadb", "sshpass", " login", "redis-cli", "pass:")
+# In lower case: --password, --db-password, -passout pass:; --api-key, --secret-key; --token...
+_COMMAND_MARKERS = (
+    *("-pass", "-key", "apikey", "-token", "-secret", "-credential"),
+    *("mysql", "mariadb", "sshpass", " login", "redis-cli"),
+)
 
 
-def command_passwords(text: str, example: bool) -> Iterator[Secret]:
+def command_passwords(text: str, low: str, example: bool) -> Iterator[Secret]:
     """Secrets given to a command as options: ``--password V``, ``mysql -pV``, ``--api-key V``."""
     if example:
         return
-    for a, b in lines_with(text, _COMMAND_MARKERS):
+    for a, b in lines_with(low, _COMMAND_MARKERS):
         found = list(_PASSWORD_OPTION.finditer(text, a, b))
         command = _COMMAND.search(text, a, b)
         if command is not None:
@@ -616,14 +614,14 @@ _ENV_DEFAULT = re.compile(
 )
 
 
-def env_defaults(text: str, example: bool) -> Iterator[Secret]:
+def env_defaults(text: str, low: str, example: bool) -> Iterator[Secret]:
     """The value an environment lookup falls back to, under a secret's name: a secret all the same."""
     for a, b in lines_with(text, ("${",)):
         for m in _SHELL_DEFAULT.finditer(text, a, b):
             kind = _named_value(m.group(1), m.group(2), example)
             if kind is not None:
                 yield Secret(kind, (m.span(2),))
-    for a, b in lines_with(text, ("||", "??", " or ")):
+    for a, b in lines_with(low, ("env",)):  # process.env, import.meta.env, ENV[, environ, getenv
         for m in _ENV_DEFAULT.finditer(text, a, b):
             kind = _named_value(m.group(1), m.group(3), example)
             if kind is not None:
@@ -639,14 +637,19 @@ _HEADER = re.compile(
     r"[ \t]{0,4}:[ \t]{1,4}(?:token[ \t]{1,4})?([A-Za-z0-9+/_.~-]{12,500}={0,2})(?![^\s\"'`\\,;])"
 )
 _HEADER_MARKERS = (
-    *(f"-{v}:" for w in ("token", "key", "secret", "auth", "signature") for v in (w, w.title(), w.upper())),
-    *("api-key:", "Api-Key:", "API-KEY:", ": token ", ": Token "),
-)
+    "-token:",
+    "-key:",
+    "-secret:",
+    "-auth:",
+    "-signature:",
+    "api-key:",
+    ": token ",
+)  # lower case
 
 
-def headers(text: str, example: bool) -> Iterator[Secret]:
+def headers(text: str, low: str, example: bool) -> Iterator[Secret]:
     """Values of HTTP headers named like a credential, written as ``Name: VALUE``."""
-    for a, b in lines_with(text, _HEADER_MARKERS):
+    for a, b in lines_with(low, _HEADER_MARKERS):
         for m in _HEADER.finditer(text, a, b):
             if not_a_secret_name(m.group(1)):
                 continue  # X-CSRF-Token, X-Request-Id
