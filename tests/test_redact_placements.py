@@ -85,6 +85,8 @@ PASSWORD_SYNTAXES = {
     "nodemailer": ("src/mail.js", "auth: { user: 'u', pass: '{}' }"),
     "spring default": ("src/Db.java", '@Value("${db.password:{}}")'),
     "shell default": ("deploy/run.sh", 'export DB_PASSWORD="${DB_PASSWORD:-{}}"'),
+    "netrc line": ("ci/setup.sh", 'echo "machine db.internal login app password {}" > ~/.netrc'),
+    "xml cdata": ("conf/app.xml", "<password><![CDATA[{}]]></password>"),
 }
 
 
@@ -325,6 +327,9 @@ ENV_DEFAULTS = {
     "compose": ("docker-compose.yml", "      API_TOKEN: ${API_TOKEN:-{}}"),
     "option": ("scripts/x.sh", "deployctl release --api-key {} --env prod"),
     "option =": ("scripts/x.sh", "deployctl notify --token={}"),
+    "build arg": ("scripts/x.sh", "docker build --build-arg API_KEY={} ."),
+    "kubectl literal": ("scripts/x.sh", "kubectl create secret generic x --from-literal=api-key={}"),
+    "heroku": ("scripts/x.sh", "heroku config:set SECRET_KEY={}"),
 }
 
 
@@ -348,6 +353,9 @@ def test_defaults_and_options_that_are_not_secrets_stay() -> None:
             "gcloud secrets versions access latest --secret=db-password-prod",
             "    pass",
             'bypass = "NorthEast12"',
+            "make build CACHE_KEY=build-cache-v2-linux",
+            "tool --sort-key=name_and_date_2 --public-key=AAAAC3NzaC1lZDI1NTE5AAAAIGb8x",
+            "f(token=tok, secret_key=settings.SECRET_KEY)",
         )
     )
     assert Redactor().redact("scripts/run.sh", text + "\n")[0] == text + "\n"

@@ -470,6 +470,9 @@ ADVERSARIAL = {
     "pass names": _line("a_pass: 'b"),
     "token options": _line("--api-key --token="),
     "redis -a": _line("redis-cli -a x -a "),
+    "inline names": _line("a_b_api_key=x"),
+    "netrc": _line("machine a login b "),
+    "cdata": _line("<password><![CDATA["),
 }
 
 

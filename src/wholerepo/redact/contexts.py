@@ -389,6 +389,11 @@ _PASSWORD_INLINE = re.compile(
 _INLINE_BEFORE = frozenset(" \t;\"'`?&=")
 # SQL: CREATE USER ... PASSWORD 'VALUE', ALTER USER ... IDENTIFIED BY 'VALUE'
 _SQL_PASSWORD = re.compile(r"(?i)(?:password|identified[ \t]{1,4}by)[ \t]{1,4}(['\"])([^\s'\"\\]{1,200})\1")
+# A netrc entry anywhere (a script writing ~/.netrc): machine HOST login USER password VALUE
+_NETRC_PASSWORD = re.compile(
+    r"machine[ \t]{1,8}\S{1,200}[ \t]{1,8}login[ \t]{1,8}\S{1,200}[ \t]{1,8}"
+    r"password[ \t]{1,8}([^\s\"'`]{1,200})"
+)
 # PowerShell: ConvertTo-SecureString "VALUE" -AsPlainText (-String "VALUE" too)
 _SECURE_STRING = re.compile(
     r"(?i)convertto-securestring[ \t]{1,4}(?:-string[ \t]{1,4})?(['\"])([^\s'\"`]{1,200})\1"
@@ -442,6 +447,10 @@ def passwords(text: str, low: str, example: bool, config_file: bool) -> Iterator
         for m in _SECURE_STRING.finditer(text, a, b):
             if password_like(m.group(2)) or random_looking(m.group(2)):
                 yield Secret("password", (m.span(2),))
+    for a, b in lines_with(text, ("machine ",)):
+        for m in _NETRC_PASSWORD.finditer(text, a, b):
+            if password_like(m.group(1)) and not stand_in(m.group(1)):
+                yield Secret("password", (m.span(1),))
     yield from _name_value_pairs(text, example)
     if config_file:
         for m in _CONFIG_ASSIGN.finditer(text):
@@ -484,6 +493,10 @@ def _inline_start(text: str, at: int) -> int:
 # <password>VALUE</password>, <ns:apiKey attr="...">VALUE</ns:apiKey>: a try starts at each "<",
 # and neither the attributes nor the value read past the next "<".
 _ELEMENT = re.compile(r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?>([^<>\n]{1,500})</\1\s{0,4}>")
+# <password><![CDATA[VALUE]]></password>
+_CDATA_ELEMENT = re.compile(
+    r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?><!\[CDATA\[([^\]\n]{1,500})\]\]></\1\s{0,4}>"
+)
 # <entry key="db.password">VALUE</entry>: the element's own name says nothing, its key does.
 _NAMING_ATTRIBUTE = re.compile(r"\s(?:key|name)\s{0,4}=\s{0,4}[\"']([\w.:\-]{1,100})[\"']", re.IGNORECASE)
 # <add key="Password" value="VALUE"/>, <property name="db.password" value="VALUE"/>
@@ -524,6 +537,11 @@ def markup(text: str, example: bool) -> Iterator[Secret]:
         if kind is not None:
             start = m.start(3) + raw.index(value)
             yield Secret(kind, ((start, start + len(value)),))
+    if "CDATA" in text:
+        for m in _CDATA_ELEMENT.finditer(text):
+            kind = _named_value(m.group(1).rsplit(":", 1)[-1], m.group(3), example)
+            if kind is not None:
+                yield Secret(kind, (m.span(3),))
     for m in _KEY_VALUE_TAG.finditer(text):
         attributes = {k.lower(): (v, s) for k, v, s in _attributes(m)}
         name = (attributes.get("key") or attributes.get("name") or ("", 0))[0]
@@ -603,6 +621,28 @@ def command_passwords(text: str, low: str, example: bool) -> Iterator[Secret]:
             value = m.group(3)
             if not not_a_secret_name(m.group(1)) and (random_looking(value) or credential_like(value)):
                 yield Secret("high-entropy", (m.span(3),))
+
+
+# NAME=VALUE inside a command line or a string, for a secret's name that is not a password's:
+# docker build --build-arg API_KEY=VALUE, kubectl ... --from-literal=api-key=VALUE,
+# heroku config:set SECRET_KEY=VALUE. (Passwords: _PASSWORD_INLINE; ?name=: url_parameters.)
+_TOKEN_INLINE = re.compile(
+    r"(?i)(?<![\w.\-])((?:[a-z0-9]{1,30}[_.\-]){0,4}(?:api[_.\-]?key|apikey|secret(?:[_.\-]?key)?|token|"
+    r"access[_.\-]?key|client[_.\-]?secret|private[_.\-]?key|credentials?))"
+    r"=(?=([^\s\"'`;&<>,()\\=]{12,500}={0,2}))\2(?=[\s\"'`;&\\,)]|\Z)"
+)
+_TOKEN_INLINE_MARKERS = ("key=", "secret=", "token=", "credential=", "credentials=")  # lower case
+
+
+def inline_tokens(text: str, low: str, example: bool) -> Iterator[Secret]:
+    """``NAME=VALUE`` in a command line or a string, where NAME says API key, secret or token."""
+    for a, b in lines_with(low, _TOKEN_INLINE_MARKERS):
+        for m in _TOKEN_INLINE.finditer(text, a, b):
+            if not_a_secret_name(m.group(1)):
+                continue
+            value = m.group(2)
+            if random_looking(value) or (not example and credential_like(value)):
+                yield Secret("high-entropy", (m.span(2),))
 
 
 # Defaults of environment lookups: ${DB_PASSWORD:-VALUE} (shells, compose), ${db.password:VALUE}

@@ -62,6 +62,7 @@ class Redactor:
         found += contexts.command_passwords(text, low, example)
         found += contexts.headers(text, low, example)
         found += contexts.env_defaults(text, low, example)
+        found += contexts.inline_tokens(text, low, example)
         return resolve_all(text, found)
 
     def redact(self, path: str, text: str) -> tuple[str, tuple[str, ...]]:
