@@ -5,7 +5,7 @@ The corpus files are templates: ``%%KIND:SPEC%%`` stands where a secret goes. Th
 with a value generated from a fixed seed (so no file here holds a credential-shaped literal)
 and expects exactly that value, and nothing else, to be replaced by ``[REDACTED:KIND]``.
 
-SPEC is parts joined by "+": ``hex:N``, ``alnum:N``, ``letters:N``, ``upper:N``, ``b64:N``,
+SPEC is parts joined by "+": ``hex:N``, ``alnum:N``, ``letters:N``, ``upper:N``, ``lower:N``, ``b64:N``,
 ``age:N`` (random characters of that alphabet), ``pw`` (a password), ``pw@`` (one with an
 "@" in it), ``b64pw`` (a password in base64), ``basic`` (``deploy:password`` in base64); any
 other part is literal text.
@@ -34,6 +34,7 @@ ALPHABETS = {
     "alnum": ALNUM,
     "letters": string.ascii_letters,
     "upper": string.ascii_uppercase + string.digits,
+    "lower": string.ascii_lowercase + string.digits,
     "b64": ALNUM + "+/",
     "age": "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L",
 }
@@ -112,6 +113,10 @@ CREDENTIAL_FILES = {
     ".boto": "[Credentials]\ngs_secret_access_key = {}\n",
     ".kube/config": "users:\n- name: ci\n  user:\n    token: {}\n",
     "tools/.cargo/credentials.toml": '[registry]\ntoken = "{}"\n',
+    "ops/ci_accessKeys.csv": "Access key ID,Secret access key\nAKIA,{}\n",
+    "infra/prod/terraform.tfstate": '{"resources": [{"instances": [{"attributes": {"password": "{}"}}]}]}\n',
+    ".gitcookies": "source.developers.google.com\tFALSE\t/\tTRUE\t2147483647\to\t{}\n",
+    "home/.bash_history": "mysql -u root -p{} shop\n",
 }
 TOKEN_IN_FILE_NAME = "gh" + "p_" + rand("name-file", ALNUM, 36)
 TOKEN_IN_DIR_NAME = "AK" + "IA" + rand("name-dir", string.ascii_uppercase + string.digits, 16)

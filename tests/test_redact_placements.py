@@ -16,6 +16,7 @@ import uuid
 
 import pytest
 
+from test_redact import ALNUM, B64, DIGITS, LOWER, rand
 from test_redact_corpus import password
 from test_redact_rules import RULE_SAMPLES
 from wholerepo.redact import Redactor, placeholder
@@ -69,6 +70,23 @@ PASSWORD_SYNTAXES = {
     "sql identified": ("db/init.sql", "ALTER USER 'app'@'%' IDENTIFIED BY '{}';"),
     "ansible": ("ansible/vars.yml", "ansible_become_pass: {}"),
     "redis options": ("src/Cache.cs", 'var c = "redis:6380,password={},ssl=True";'),
+    "comment": ("app/db.py", "# prod db password: {} (rotate yearly)"),
+    "mysql -p": ("scripts/backup.sh", "mysqldump -u root -p{} shop > x.sql"),
+    "mysql -p quoted": ("scripts/backup.sh", "mysql -uroot -p'{}' -e 'select 1'"),
+    "sshpass": ("scripts/deploy.sh", "sshpass -p '{}' ssh root@host"),
+    "docker login": ("scripts/deploy.sh", "docker login -u ci -p {} registry.corp"),
+    "--password value": ("scripts/deploy.sh", "tool --db-password {} --verbose"),
+    "powershell": ("scripts/x.ps1", '$p = ConvertTo-SecureString "{}" -AsPlainText -Force'),
+    "redis-cli": ("scripts/x.sh", "redis-cli -h cache -a {} ping"),
+    "openssl": ("scripts/x.sh", "openssl pkcs12 -export -passout pass:{} -out x.p12"),
+    "yaml flow": ("deploy/app.yaml", "db: {user: app, password: {}}"),
+    "ansible quoted": ("ansible/host_vars/web.yml", 'ansible_ssh_pass: "{}"'),
+    "json pass": ("config/mail.json", '{"auth": {"user": "u", "pass": "{}"}}'),
+    "nodemailer": ("src/mail.js", "auth: { user: 'u', pass: '{}' }"),
+    "spring default": ("src/Db.java", '@Value("${db.password:{}}")'),
+    "shell default": ("deploy/run.sh", 'export DB_PASSWORD="${DB_PASSWORD:-{}}"'),
+    "netrc line": ("ci/setup.sh", 'echo "machine db.internal login app password {}" > ~/.netrc'),
+    "xml cdata": ("conf/app.xml", "<password><![CDATA[{}]]></password>"),
 }
 
 
@@ -200,3 +218,144 @@ def test_look_alikes_survive_under_every_name_and_in_every_place() -> None:
                 if redactor.redact(path, text)[0] != text:
                     changed.append((label, name, path))
     assert changed == []
+
+
+@pytest.mark.parametrize("alphabet", ["lower case and digits", "letters and digits"])
+def test_random_keys_go_whatever_their_alphabet(alphabet: str) -> None:
+    """Every run of three letters once counted as a word: three in five random keys of lower
+    case and digits were kept as "wordy" (``atf5h6oq1xodg666kisdenad1bedac8v``)."""
+    chars = LOWER + DIGITS if alphabet == "lower case and digits" else ALNUM
+    redactor = Redactor()
+    left = []
+    for i in range(200):
+        value = rand(f"alphabet-{alphabet}-{i}", chars, 40)
+        if value in redactor.redact("app/settings.py", f'API_KEY = "{value}"\n')[0]:
+            left.append(value)
+    assert left == []
+
+
+TYPED_DECLARATIONS = {
+    "rust": ("src/main.rs", 'const API_TOKEN: &str = "{}";'),
+    "rust static": ("src/main.rs", 'static API_TOKEN: &\'static str = "{}";'),
+    "typescript": ("web/app.ts", 'const apiKey: string = "{}";'),
+    "typescript field": ("web/app.ts", 'private readonly clientSecret: string = "{}";'),
+    "python annotation": ("app/settings.py", 'API_KEY: Final[str] = "{}"'),
+    "python default": ("app/client.py", 'def connect(token: str = "{}") -> None:'),
+    "kotlin": ("app/src/Keys.kt", 'val apiSecret: String = "{}"'),
+    "swift": ("App/Keys.swift", 'let clientSecret: String = "{}"'),
+    "go": ("main.go", 'var apiKey string = "{}"'),
+}
+
+
+@pytest.mark.parametrize("language", sorted(TYPED_DECLARATIONS))
+def test_a_declared_type_does_not_hide_the_value(language: str) -> None:
+    path, line = TYPED_DECLARATIONS[language]
+    value = rand("typed-" + language, ALNUM, 40)
+    redacted, kinds = Redactor().redact(path, "x = 1\n" + line.replace("{}", value) + "\n")
+    assert value not in redacted
+    assert redacted == "x = 1\n" + line.replace("{}", placeholder(kinds[0])) + "\n"
+
+
+def test_a_typed_password_goes_and_a_type_alone_stays() -> None:
+    text = 'DB_PASSWORD: str = "{}"\npassword: string;\nconst token: string = getToken();\n'
+    redacted, _ = Redactor().redact("app/db.ts", text.replace("{}", PASSWORD))
+    assert redacted == text.replace("{}", placeholder("password"))
+
+
+def test_a_key_of_punctuation_goes() -> None:
+    """Django's generated SECRET_KEY has no run of 16 token characters, which gated the line."""
+    rng = random.Random("django")
+    # Django's alphabet, with a symbol at least every sixth character as in most of its keys.
+    value = "".join(rand(f"django-{i}", LOWER + DIGITS, 5) + rng.choice("!@#$%^&*(=+)") for i in range(9))
+    for line in (f"SECRET_KEY = 'django-insecure-{value}'", f'SECRET_KEY = "{value}"'):
+        redacted, _ = Redactor().redact("mysite/settings.py", line + "\n")
+        assert value not in redacted and redacted.startswith("SECRET_KEY = "), line
+
+
+@pytest.mark.parametrize(
+    "path", ["deploy/app.env.example", "deploy/prod.env", "config/app.yaml.j2", "conf/app.ini.dist", ".envrc"]
+)
+def test_configuration_templates_are_read_as_configuration(path: str) -> None:
+    """``name = value`` lines without quotes: a template's suffix hid that the file is configuration."""
+    value = rand("template-" + path, B64, 43) + "="
+    redacted, _ = Redactor().redact(path, f"ENCRYPTION_KEY={value}\nDEBUG=false\n")
+    assert redacted == "ENCRYPTION_KEY=[REDACTED:high-entropy]\nDEBUG=false\n"
+
+
+HEADERS = {
+    "curl custom": ("scripts/call.sh", "curl -H 'X-Auth-Token: {}' https://api.internal"),
+    "gitlab": ("scripts/call.sh", 'curl --header "Private-Token: {}" https://gitlab.internal/api/v4'),
+    "github": ("scripts/call.sh", 'curl -H "Authorization: token {}" https://api.github.com'),
+    "azure": ("scripts/call.sh", "curl -H 'api-key: {}' https://x.openai.azure.com"),
+    "http file": ("api/requests.http", "GET https://api.internal/v1\nX-API-Key: {}"),
+}
+
+
+@pytest.mark.parametrize("client", sorted(HEADERS))
+def test_a_header_written_out_loses_its_value(client: str) -> None:
+    path, line = HEADERS[client]
+    value = rand("header-" + client, ALNUM, 40)
+    text = line.replace("{}", value) + "\n"
+    redacted, kinds = Redactor().redact(path, text)
+    assert redacted == text.replace(value, placeholder("high-entropy")) and kinds == ("high-entropy",)
+
+
+def test_command_lines_and_headers_that_hold_no_secret_stay() -> None:
+    value = rand("header-kept", ALNUM, 40)
+    text = "\n".join(
+        (
+            "mysql -u root -p shop < dump.sql",  # -p with a space: mysql asks; shop is the database
+            "tool --password-stdin < pw.txt",
+            "tool --password $DB_PASSWORD",
+            'subprocess.run(["login", "-p", password])',
+            f"curl -H 'X-CSRF-Token: {value}' http://h",
+            f"curl -H 'X-Request-Id: {value}' http://h",
+            "    :type passphrase: :py:data:`bytes`",
+            "  password: string;",
+            "  password: newPassword1,",
+        )
+    )
+    assert Redactor().redact("scripts/run.sh", text + "\n")[0] == text + "\n"
+    assert Redactor().redact("src/app.ts", text + "\n")[0] == text + "\n"
+
+
+ENV_DEFAULTS = {
+    "node": ("src/x.js", "const token = process.env.API_TOKEN || '{}';"),
+    "vite": ("src/x.ts", "const key = import.meta.env.VITE_API_KEY ?? '{}';"),
+    "ruby": ("config/x.rb", 'TOKEN = ENV["API_TOKEN"] || "{}"'),
+    "python": ("app/x.py", 'TOKEN = os.environ.get("API_TOKEN") or "{}"'),
+    "compose": ("docker-compose.yml", "      API_TOKEN: ${API_TOKEN:-{}}"),
+    "option": ("scripts/x.sh", "deployctl release --api-key {} --env prod"),
+    "option =": ("scripts/x.sh", "deployctl notify --token={}"),
+    "build arg": ("scripts/x.sh", "docker build --build-arg API_KEY={} ."),
+    "kubectl literal": ("scripts/x.sh", "kubectl create secret generic x --from-literal=api-key={}"),
+    "heroku": ("scripts/x.sh", "heroku config:set SECRET_KEY={}"),
+}
+
+
+@pytest.mark.parametrize("place", sorted(ENV_DEFAULTS))
+def test_a_secret_given_as_a_default_or_an_option_goes(place: str) -> None:
+    path, line = ENV_DEFAULTS[place]
+    value = rand("default-" + place, ALNUM, 40)
+    text = line.replace("{}", value) + "\n"
+    redacted, kinds = Redactor().redact(path, text)
+    assert redacted == text.replace(value, placeholder("high-entropy")) and kinds == ("high-entropy",)
+
+
+def test_defaults_and_options_that_are_not_secrets_stay() -> None:
+    text = "\n".join(
+        (
+            'IMAGE="${IMAGE:-nginx:1.25-alpine}"',
+            "KEY_FILE=${SECRET_KEY_FILE:-/run/secrets/key}",
+            "echo ${TOKEN:-}",
+            'const port = process.env.PORT || "8080";',
+            "tool --token-file /run/secrets/t --next-token eyJvZmZzZXQiOjEwMH0",
+            "gcloud secrets versions access latest --secret=db-password-prod",
+            "    pass",
+            'bypass = "NorthEast12"',
+            "make build CACHE_KEY=build-cache-v2-linux",
+            "tool --sort-key=name_and_date_2 --public-key=AAAAC3NzaC1lZDI1NTE5AAAAIGb8x",
+            "f(token=tok, secret_key=settings.SECRET_KEY)",
+        )
+    )
+    assert Redactor().redact("scripts/run.sh", text + "\n")[0] == text + "\n"

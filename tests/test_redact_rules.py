@@ -198,6 +198,52 @@ RULE_SAMPLES: dict[str, tuple[str, str | None]] = {
     "nuget-api-key": ("oy" + "2" + rand("r-nuget", LOWER + DIGITS, 43), None),
     "docker-hub-token": ("dckr" + "_pat_" + rand("r-dckr", URL_SAFE, 27), None),
     "docker-auth": (basic("r-docker"), '{"auths": {"ghcr.io": {"auth": "{}"}}}'),
+    "square-access-token": ("EA" + "AA" + rand("r-square-eaaa", URL_SAFE, 60), None),
+    "aws-session-token": ("IQoJb3JpZ2luX2Vj" + rand("r-aws-session", B64, 600), None),
+    "new-relic-license-key": (rand("r-nral", HEX, 36) + "NR" + "AL", None),
+    "mapbox-secret-token": (
+        "sk" + ".eyJ1Ijoi" + rand("r-mapbox", URL_SAFE, 60) + "." + rand("r-mb2", URL_SAFE, 22),
+        None,
+    ),
+    "dropbox-api-token": ("sl" + "." + rand("r-dropbox", URL_SAFE, 135), None),
+    "sourcegraph-access-token": ("sg" + "p_" + rand("r-sgp", HEX, 16) + "_" + rand("r-sgp2", HEX, 40), None),
+    "typeform-api-token": ("tf" + "p_" + rand("r-typeform", URL_SAFE, 59), None),
+    "plaid-access-token": ("access-" + "production-" + uid("r-plaid"), None),
+    "yandex-token": ("AQ" + "VN" + rand("r-yandex", URL_SAFE, 36), None),
+    "defined-networking-api-token": (
+        "dn" + "key-" + rand("r-dn", UPPER + DIGITS, 26) + "-" + rand("r-dn2", UPPER + DIGITS, 52),
+        None,
+    ),
+    "twitter-bearer-token": ("A" * 22 + rand("r-twitter", ALNUM + "%", 90), None),
+    "firebase-server-key": (
+        "AA" + "AA" + rand("r-fcm", URL_SAFE, 7) + ":APA91b" + rand("r-fcm2", URL_SAFE, 134),
+        None,
+    ),
+    "google-refresh-token": ("1/" + "/0" + rand("r-refresh", URL_SAFE, 100), None),
+    "saas-prefixed-token": ("bk" + "ua_" + rand("r-buildkite", HEX, 40), None),
+    "sonar-api-token": ("sq" + "u_" + rand("r-sonar", HEX, 40), None),
+    "resend-api-key": ("re" + "_" + rand("r-resend", ALNUM, 8) + "_" + rand("r-resend2", ALNUM, 24), None),
+    "hubspot-private-app-token": ("pat-" + "na1-" + uid("r-hubspot"), None),
+    "salesforce-access-token": (
+        "00" + "D" + rand("r-sf", ALNUM, 15) + "!" + rand("r-sf2", ALNUM + "._", 96),
+        None,
+    ),
+    "zapier-webhook": (
+        rand("r-zap", DIGITS, 8) + "/" + rand("r-zap2", LOWER + DIGITS, 6),
+        'HOOK = "https://hooks.zapier.com/hooks/catch/{}/"',
+    ),
+    "authress-access-key": (
+        "sc"
+        + "_"
+        + rand("r-au", LOWER + DIGITS, 12)
+        + "."
+        + rand("r-au2", LOWER, 5)
+        + ".acc_"
+        + rand("r-au3", LOWER + DIGITS, 16)
+        + "."
+        + rand("r-au4", B64, 60),
+        None,
+    ),
     "jwt": (
         base64.urlsafe_b64encode(b'{"alg":"HS256","typ":"JWT"}').decode().rstrip("=")
         + "."
@@ -410,6 +456,23 @@ ADVERSARIAL = {
     "sk- words": _line("sk-"),
     "xml": _line("<password>"),
     "hex": _line("0123456789abcdef-"),
+    "A runs": _line("A"),
+    "prefixes": _line("EAAAsl.1//0re_sk.eyJtfp_"),
+    "typed names": _line("token: Final[str] = "),
+    "key words, punctuation": _line("SECRET_KEY='x^4(#"),
+    "session token heads": _line("IQoJb3JpZ2luX2Vj+"),
+    "mysql -p": _line("mysql -p"),
+    "options": _line("--password x-"),
+    "header names": _line("x-a-b-token: "),
+    "password colons": _line("password: a"),
+    "env defaults": _line("${A:-${B:"),
+    "env lookups": _line("process.env.A || 'x"),
+    "pass names": _line("a_pass: 'b"),
+    "token options": _line("--api-key --token="),
+    "redis -a": _line("redis-cli -a x -a "),
+    "inline names": _line("a_b_api_key=x"),
+    "netrc": _line("machine a login b "),
+    "cdata": _line("<password><![CDATA["),
 }
 
 

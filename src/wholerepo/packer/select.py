@@ -74,6 +74,17 @@ SECRET_NAMES = frozenset(
         ".vault-token",
         "application_default_credentials.json",  # gcloud
         "credentials.tfrc.json",  # Terraform Cloud
+        ".terraformrc",  # Terraform CLI configuration: credentials blocks
+        "terraform.rc",  # .terraformrc on Windows
+        ".gitcookies",  # git's http.cookiefile: Gerrit and Google source hosts
+        "credentials.csv",  # the AWS console's download of a new user's access keys
+        "accessKeys.csv",  # the AWS console's download of an access key
+        "rootkey.csv",  # the AWS console's old download of the root account's key
+        ".bash_history",  # shell histories: passwords typed on command lines
+        ".zsh_history",
+        ".psql_history",
+        ".mysql_history",
+        ".rediscli_history",
     }
 )
 # Files whose name alone is common (config, credentials) but that hold credentials in these
@@ -90,7 +101,12 @@ SECRET_PATHS = (
     ".azure/msal_token_cache.json",
 )
 _SECRET_PATH_NAMES = frozenset(p.rsplit("/", 1)[-1] for p in SECRET_PATHS)
-SECRET_SUFFIXES = (".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", ".ppk")
+# Terraform state holds every resource's attributes, passwords and keys included, in plain text.
+SECRET_SUFFIXES = (
+    *(".pem", ".key", ".p12", ".pfx", ".jks", ".keystore", ".kdbx", ".ppk"),
+    *(".tfstate", ".tfstate.backup"),  # Terraform state: every resource's passwords and keys, in plain text
+    *("_accessKeys.csv", "_credentials.csv"),  # the AWS console names them user_accessKeys.csv
+)
 SECRET_TEMPLATES = (".example", ".sample", ".template", ".dist", ".defaults")
 
 

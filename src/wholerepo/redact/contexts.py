@@ -308,7 +308,14 @@ _PASSWORD_NAME_END = re.compile(_PASSWORD_NAME + r"\w{0,2}$|(?:^|[_.\-])pass$", 
 # After a name: its closing quotes or bracket (JSON inside a notebook escapes them: \"), then
 # an assignment, a comparison, a call's "(" or, after a quoted name, a call's "," (setenv,
 # define, setProperty), then the quoted value.
-_ASSIGN = r"(?:\\?['\"\]]){0,4}(?:\s{0,8}(?:=|:=|=>|==|:|\()|(?<=['\"])\s{0,8},)\s{0,8}[rbuf]?"
+# A declared type may come between the name and the "=": ``API_TOKEN: &str = "..."`` (Rust),
+# ``apiKey: string = "..."`` (TypeScript), ``api_key: Final[str] = "..."``, Go's
+# ``var apiKey string = "..."``.
+_TYPE = (
+    r"(?:[ \t]{0,4}:[ \t]{0,4}&?(?:'static[ \t]{1,4})?[A-Za-z_][\w.\[\]<>?]{0,40}(?=[ \t]{0,4}=[^=>])"
+    r"|[ \t]{1,4}string(?=[ \t]{0,4}=))?"
+)
+_ASSIGN = r"(?:\\?['\"\]]){0,4}" + _TYPE + r"(?:\s{0,8}(?:=|:=|=>|==|:|\()|(?<=['\"])\s{0,8},)\s{0,8}[rbuf]?"
 # One regex per keyword, each starting with its literal: the engine scans for a literal quickly.
 # Groups: 1 the rest of the name, 2 the quote, 3 the value.
 _KEYWORD_VALUES = tuple(
@@ -333,8 +340,12 @@ def _name_start(low: str, at: int, reach: int = 80) -> int:
     return start
 
 
-def assigned(lines: Lines) -> Iterator[Secret]:
-    """Quoted values of 16+ characters assigned to a secret-sounding name, if random-looking."""
+def assigned(lines: Lines, example: bool = False) -> Iterator[Secret]:
+    """Quoted values of 16+ characters assigned to a secret-sounding name, if random-looking.
+
+    Outside tests and documentation the name says enough for a value of credential shape
+    (``credential_like``): entropy alone kept one random lower-case key in fifty.
+    """
     low = lowered(lines.text)
     for keyword, regex in _KEYWORD_VALUES:
         is_password = keyword in ("passw", "pwd", "passphrase")
@@ -349,7 +360,9 @@ def assigned(lines: Lines) -> Iterator[Secret]:
                 continue  # token_id, NextToken, page_token: identifiers and cursors
             start, end = m.span(3)
             value = lines.text[start:end]
-            if not random_looking(value):
+            # After a quoted name and a "," the name may be a list's item, not a setter's.
+            named = not example and "," not in low[m.end(1) : m.start(2)]
+            if not (random_looking(value) or (named and credential_like(value))):
                 continue
             pos, _, _ = lines.locate(start)
             yield Secret("password" if is_password else "high-entropy", ((pos, pos + len(value)),))
@@ -360,27 +373,46 @@ _PASSWORD_ASSIGN = re.compile(
     r"(?i)" + _PASSWORD_NAME + r"\w{0,2}" + _ASSIGN + r"\\?([\"'`])([^\s\"'`\\]{1,200})\\?\1"
 )
 # Unquoted, inside a string or a command line: "Server=db;Password=VALUE;", putenv("PWD=VALUE"),
-# --password=VALUE, "host:6380,password=VALUE,ssl=True". The value ends at a quote, ";", "&",
-# a backslash (an escaped newline) or the line's end, or at "," in a list that "," separates;
+# --password=VALUE, "host:6380,password=VALUE,ssl=True", or after a colon and a space in a
+# comment or a message ("# prod password: VALUE"; a type, password: string, is a word, and
+# a value after a colon starts with a letter or a digit, not reST's ":type password: :class:").
+# The value ends at a quote, ";", "&",
+# a backslash (an escaped newline), a closing "}" or "]" (YAML's {user: u, password: VALUE})
+# or the line's end, or at "," in a list that "," separates;
 # a ")" after it, or a "," after a name that follows a space, is code: f(x, password=value).
 _PASSWORD_INLINE = re.compile(
     r"(?i)"
     + _PASSWORD_NAME
-    + r"\w{0,2}[ \t]{0,4}=[ \t]{0,4}(?=([^\s\"'`;&<>,()\\=]{1,200}={0,2}))\1(?=[\s\"'`;&\\,]|\Z)"
+    + r"\w{0,2}(?:[ \t]{0,4}=[ \t]{0,4}|:[ \t]{1,4}(?=[A-Za-z0-9]))"
+    + r"(?=([^\s\"'`;&<>,()\\=\[\]{}]{1,200}={0,2}))\1(?=[\s\"'`;&\\,}\]]|\Z)"
 )
 _INLINE_BEFORE = frozenset(" \t;\"'`?&=")
 # SQL: CREATE USER ... PASSWORD 'VALUE', ALTER USER ... IDENTIFIED BY 'VALUE'
 _SQL_PASSWORD = re.compile(r"(?i)(?:password|identified[ \t]{1,4}by)[ \t]{1,4}(['\"])([^\s'\"\\]{1,200})\1")
+# A netrc entry anywhere (a script writing ~/.netrc): machine HOST login USER password VALUE
+_NETRC_PASSWORD = re.compile(
+    r"machine[ \t]{1,8}\S{1,200}[ \t]{1,8}login[ \t]{1,8}\S{1,200}[ \t]{1,8}"
+    r"password[ \t]{1,8}([^\s\"'`]{1,200})"
+)
+# PowerShell: ConvertTo-SecureString "VALUE" -AsPlainText (-String "VALUE" too)
+_SECURE_STRING = re.compile(
+    r"(?i)convertto-securestring[ \t]{1,4}(?:-string[ \t]{1,4})?(['\"])([^\s'\"`]{1,200})\1"
+)
 # name = value, name: value, export NAME=value, ENV NAME=value, - NAME=value (a compose list);
 # a "#" starts a comment only after white space (a password may hold one).
 _CONFIG_ASSIGN = re.compile(
     r"(?m)^[ \t]{0,32}(?:-[ \t]{1,8})?(?:export[ \t]{1,8}|ENV[ \t]{1,8})?([\w.\-]{1,100})[ \t]{0,16}[:=]"
-    r"[ \t]{0,16}([^\s\"'`]{8,300})[ \t\r]{0,16}(?:#.*)?$"
+    r"[ \t]{0,16}([\"']?)([^\s\"'`]{8,300})\2[ \t\r]{0,16}(?:#.*)?$"
 )
 _PASSWORD_MARKERS = ("ssw", "SSW", "Ssw", "pwd", "PWD", "Pwd", "phrase", "PHRASE")
+# "pass" alone, or as a name's last word (smtp_pass, ansible_ssh_pass), quoted or not, given a
+# quoted value: {"user": "u", "pass": "VALUE"}, auth: { pass: 'VALUE' }.
+_PASS_ASSIGN = re.compile(
+    r"(?i)(?<![\w.\-])(?:[a-z0-9]{1,30}[_.\-]){0,4}pass" + _ASSIGN + r"\\?([\"'`])([^\s\"'`\\]{1,200})\\?\1"
+)
 
 
-def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
+def passwords(text: str, low: str, example: bool, config_file: bool) -> Iterator[Secret]:
     """Values assigned to password names: shorter than entropy can judge, so judged by shape."""
     if example:
         return
@@ -407,15 +439,27 @@ def passwords(text: str, example: bool, config_file: bool) -> Iterator[Secret]:
             for m in _SQL_PASSWORD.finditer(text, a, b):
                 if password_like(m.group(2)) and not stand_in(m.group(2)):
                     yield Secret("password", (m.span(2),))
+    for a, b in lines_with(low, ("pass",)):
+        for m in _PASS_ASSIGN.finditer(text, a, b):
+            if password_like(m.group(2)) and not stand_in(m.group(2)):
+                yield Secret("password", (m.span(2),))
+    for a, b in lines_with(text, ("ConvertTo-SecureString", "convertto-securestring")):
+        for m in _SECURE_STRING.finditer(text, a, b):
+            if password_like(m.group(2)) or random_looking(m.group(2)):
+                yield Secret("password", (m.span(2),))
+    for a, b in lines_with(text, ("machine ",)):
+        for m in _NETRC_PASSWORD.finditer(text, a, b):
+            if password_like(m.group(1)) and not stand_in(m.group(1)):
+                yield Secret("password", (m.span(1),))
     yield from _name_value_pairs(text, example)
     if config_file:
         for m in _CONFIG_ASSIGN.finditer(text):
-            name, value = m.group(1), m.group(2)
+            name, value = m.group(1), m.group(3)
             if not SECRET_NAME.search(name) or not_a_secret_name(name):
                 continue
             is_password = _PASSWORD_NAME_END.search(name) is not None
             if random_looking(value) or (is_password and password_like(value)):
-                yield Secret("password" if is_password else "high-entropy", (m.span(2),))
+                yield Secret("password" if is_password else "high-entropy", (m.span(3),))
 
 
 # Kubernetes env lists, and the like: "- name: DB_PASSWORD" with "value: VALUE" on the next line.
@@ -449,6 +493,10 @@ def _inline_start(text: str, at: int) -> int:
 # <password>VALUE</password>, <ns:apiKey attr="...">VALUE</ns:apiKey>: a try starts at each "<",
 # and neither the attributes nor the value read past the next "<".
 _ELEMENT = re.compile(r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?>([^<>\n]{1,500})</\1\s{0,4}>")
+# <password><![CDATA[VALUE]]></password>
+_CDATA_ELEMENT = re.compile(
+    r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?><!\[CDATA\[([^\]\n]{1,500})\]\]></\1\s{0,4}>"
+)
 # <entry key="db.password">VALUE</entry>: the element's own name says nothing, its key does.
 _NAMING_ATTRIBUTE = re.compile(r"\s(?:key|name)\s{0,4}=\s{0,4}[\"']([\w.:\-]{1,100})[\"']", re.IGNORECASE)
 # <add key="Password" value="VALUE"/>, <property name="db.password" value="VALUE"/>
@@ -489,6 +537,11 @@ def markup(text: str, example: bool) -> Iterator[Secret]:
         if kind is not None:
             start = m.start(3) + raw.index(value)
             yield Secret(kind, ((start, start + len(value)),))
+    if "CDATA" in text:
+        for m in _CDATA_ELEMENT.finditer(text):
+            kind = _named_value(m.group(1).rsplit(":", 1)[-1], m.group(3), example)
+            if kind is not None:
+                yield Secret(kind, (m.span(3),))
     for m in _KEY_VALUE_TAG.finditer(text):
         attributes = {k.lower(): (v, s) for k, v, s in _attributes(m)}
         name = (attributes.get("key") or attributes.get("name") or ("", 0))[0]
@@ -519,6 +572,130 @@ def curl_users(text: str, example: bool) -> Iterator[Secret]:
             password = m.group(2)
             if not stand_in(password) and (password_like(password) or random_looking(password)):
                 yield Secret("password", (m.span(2),))
+
+
+# Password options of command lines: --password VALUE (a space, not "="), mysql's -pVALUE,
+# sshpass -p VALUE, docker/podman/helm login -p VALUE. A value is read once, from its option.
+_OPTION_VALUE = r"(?P<q>['\"]?)([^\s'\"`;|&<>()$-][^\s'\"`;|&<>()]{0,199})(?P=q)(?![^\s;|&)])"
+_PASSWORD_OPTION = re.compile(
+    r"(?i)(?<![\w-])--(?:[a-z]{1,20}-)?(?:password|passwd|pass)[ \t]{1,4}" + _OPTION_VALUE
+)
+# --api-key VALUE, --token=VALUE, --client-secret VALUE: judged as values of credential names.
+_TOKEN_OPTION = re.compile(
+    r"(?i)(?<![\w-])--((?:[a-z]{1,20}-){0,3}(?:api-?key|token|secret|secret-key|access-key|auth-token|credentials?))"
+    r"(?:[ \t]{1,4}|=)" + _OPTION_VALUE
+)
+# openssl's -passin/-passout/-password pass:VALUE
+_OPENSSL_PASS = re.compile(r"(?i)(?<![\w-])-pass(?:in|out|word)?[ \t]{1,4}pass:([^\s'\"`;|&<>()]{1,200})")
+_SPACED_A = re.compile(r"(?<![\w-])-a[ \t]{1,4}" + _OPTION_VALUE)  # redis-cli -a VALUE
+_ATTACHED_P = re.compile(r"(?<![\w-])-p" + _OPTION_VALUE)  # mysql: "-p shop" asks, "shop" is the database
+_SPACED_P = re.compile(r"(?<![\w-])-p[ \t]{0,4}" + _OPTION_VALUE)
+_COMMAND = re.compile(
+    r"(?<![\w-])(?:(mysql|mysqldump|mysqladmin|mariadb|mariadb-dump)|(redis-cli)|sshpass|login)(?![\w-])"
+)
+# In lower case: --password, --db-password, -passout pass:; --api-key, --secret-key; --token...
+_COMMAND_MARKERS = (
+    *("-pass", "-key", "apikey", "-token", "-secret", "-credential"),
+    *("mysql", "mariadb", "sshpass", " login", "redis-cli"),
+)
+
+
+def command_passwords(text: str, low: str, example: bool) -> Iterator[Secret]:
+    """Secrets given to a command as options: ``--password V``, ``mysql -pV``, ``--api-key V``."""
+    if example:
+        return
+    for a, b in lines_with(low, _COMMAND_MARKERS):
+        found = list(_PASSWORD_OPTION.finditer(text, a, b))
+        command = _COMMAND.search(text, a, b)
+        if command is not None:
+            regex = _ATTACHED_P if command.group(1) else _SPACED_A if command.group(2) else _SPACED_P
+            found += regex.finditer(text, command.end(), b)
+        for m in found:
+            value = m.group(2)
+            if not stand_in(value) and (password_like(value) or random_looking(value)):
+                yield Secret("password", (m.span(2),))
+        for m in _OPENSSL_PASS.finditer(text, a, b):
+            if not stand_in(m.group(1)) and password_like(m.group(1)):
+                yield Secret("password", (m.span(1),))
+        for m in _TOKEN_OPTION.finditer(text, a, b):
+            value = m.group(3)
+            if not not_a_secret_name(m.group(1)) and (random_looking(value) or credential_like(value)):
+                yield Secret("high-entropy", (m.span(3),))
+
+
+# NAME=VALUE inside a command line or a string, for a secret's name that is not a password's:
+# docker build --build-arg API_KEY=VALUE, kubectl ... --from-literal=api-key=VALUE,
+# heroku config:set SECRET_KEY=VALUE. (Passwords: _PASSWORD_INLINE; ?name=: url_parameters.)
+_TOKEN_INLINE = re.compile(
+    r"(?i)(?<![\w.\-])((?:[a-z0-9]{1,30}[_.\-]){0,4}(?:api[_.\-]?key|apikey|secret(?:[_.\-]?key)?|token|"
+    r"access[_.\-]?key|client[_.\-]?secret|private[_.\-]?key|credentials?))"
+    r"=(?=([^\s\"'`;&<>,()\\=]{12,500}={0,2}))\2(?=[\s\"'`;&\\,)]|\Z)"
+)
+_TOKEN_INLINE_MARKERS = ("key=", "secret=", "token=", "credential=", "credentials=")  # lower case
+
+
+def inline_tokens(text: str, low: str, example: bool) -> Iterator[Secret]:
+    """``NAME=VALUE`` in a command line or a string, where NAME says API key, secret or token."""
+    for a, b in lines_with(low, _TOKEN_INLINE_MARKERS):
+        for m in _TOKEN_INLINE.finditer(text, a, b):
+            if not_a_secret_name(m.group(1)):
+                continue
+            value = m.group(2)
+            if random_looking(value) or (not example and credential_like(value)):
+                yield Secret("high-entropy", (m.span(2),))
+
+
+# Defaults of environment lookups: ${DB_PASSWORD:-VALUE} (shells, compose), ${db.password:VALUE}
+# (Spring), process.env.API_TOKEN || "VALUE", ENV["API_TOKEN"] || "VALUE", getenv("X") or "VALUE".
+_SHELL_DEFAULT = re.compile(r"\$\{([A-Za-z_][\w.]{0,100})(?::-|:=|:|-)([^{}\s\"'`$]{1,300})\}")
+_ENV_DEFAULT = re.compile(
+    r"(?:process\.env\.|import\.meta\.env\.|ENV\[[\"']|environ(?:\.get)?\([\"']|getenv\([\"'])([A-Za-z_]\w{0,100})"
+    r"(?:[\"']\]|[\"']\)|\)|\]){0,1}[ \t]{0,4}(?:\|\||\?\?|or)[ \t]{0,4}([\"'`])([^\s\"'`\\]{1,300})\2"
+)
+
+
+def env_defaults(text: str, low: str, example: bool) -> Iterator[Secret]:
+    """The value an environment lookup falls back to, under a secret's name: a secret all the same."""
+    for a, b in lines_with(text, ("${",)):
+        for m in _SHELL_DEFAULT.finditer(text, a, b):
+            kind = _named_value(m.group(1), m.group(2), example)
+            if kind is not None:
+                yield Secret(kind, (m.span(2),))
+    for a, b in lines_with(low, ("env",)):  # process.env, import.meta.env, ENV[, environ, getenv
+        for m in _ENV_DEFAULT.finditer(text, a, b):
+            kind = _named_value(m.group(1), m.group(3), example)
+            if kind is not None:
+                yield Secret(kind, (m.span(3),))
+
+
+# HTTP headers written out: "X-Auth-Token: VALUE", "Private-Token: VALUE", "api-key: VALUE",
+# GitHub's "Authorization: token VALUE" (in a curl -H, a .http file, a test of a proxy). The
+# name has a dash or a scheme word: a YAML key has its own reader.
+_HEADER = re.compile(
+    r"(?i)(?<![\w-])((?:[a-z0-9]{1,20}-){1,4}(?:api-?key|key|token|secret|auth|signature)|private-token|api-key"
+    r"|authorization(?=[ \t]{0,4}:[ \t]{1,4}token[ \t]))"
+    r"[ \t]{0,4}:[ \t]{1,4}(?:token[ \t]{1,4})?([A-Za-z0-9+/_.~-]{12,500}={0,2})(?![^\s\"'`\\,;])"
+)
+_HEADER_MARKERS = (
+    "-token:",
+    "-key:",
+    "-secret:",
+    "-auth:",
+    "-signature:",
+    "api-key:",
+    ": token ",
+)  # lower case
+
+
+def headers(text: str, low: str, example: bool) -> Iterator[Secret]:
+    """Values of HTTP headers named like a credential, written as ``Name: VALUE``."""
+    for a, b in lines_with(low, _HEADER_MARKERS):
+        for m in _HEADER.finditer(text, a, b):
+            if not_a_secret_name(m.group(1)):
+                continue  # X-CSRF-Token, X-Request-Id
+            value = m.group(2)
+            if random_looking(value) or (not example and credential_like(value)):
+                yield Secret("high-entropy", (m.span(2),))
 
 
 # --- Kubernetes Secrets ------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 from . import contexts
 from .paths import is_config_path, is_example_path, redact_path
 from .rules import RULES, Rule, find_tokens
-from .text import Lines, Secret, lines_with, long_run_lines, replace, resolve_all
+from .text import Lines, Secret, lines_with, long_run_lines, lowered, replace, resolve_all
 
 _MAX_PASSES = 4
 
@@ -48,13 +48,21 @@ class Redactor:
         if short:
             found += find_tokens(self.short_rules, Lines(text, short))
         found += contexts.kubernetes_secrets(text)
+        # Assigned values are looked for in the whole text, not only on the lines with a long run:
+        # a value of punctuation and short runs (Django's SECRET_KEY) makes no 16+ run. Each of
+        # its regexes starts with a literal, which the engine finds as fast as a substring search.
+        found += contexts.assigned(Lines(text, [(0, len(text))]), example)
         if lines is not None:
-            found += contexts.assigned(lines)
             found += contexts.url_parameters(lines, example)
         found += contexts.url_passwords(text, example)
-        found += contexts.passwords(text, example, is_config_path(path))
+        low = lowered(text)  # one lower-case copy for the detectors whose markers have many spellings
+        found += contexts.passwords(text, low, example, is_config_path(path))
         found += contexts.markup(text, example)
         found += contexts.curl_users(text, example)
+        found += contexts.command_passwords(text, low, example)
+        found += contexts.headers(text, low, example)
+        found += contexts.env_defaults(text, low, example)
+        found += contexts.inline_tokens(text, low, example)
         return resolve_all(text, found)
 
     def redact(self, path: str, text: str) -> tuple[str, tuple[str, ...]]:

@@ -62,9 +62,34 @@ def looks_fake(value: str) -> bool:
     return bool(_FAKE.search(value) or _TEMPLATE.search(value))
 
 
+# Four consonants in a row, or a letter three times: random letters, not a word.
+_UNPRONOUNCEABLE = re.compile(r"[b-df-hj-np-tv-xz]{4}|(.)\1\1", re.IGNORECASE)
+_VOWELS = frozenset("aeiouyAEIOUY")
+
+
+def _word_like(word: str) -> bool:
+    """A run of letters that reads as a word: vowels enough, no unpronounceable cluster.
+
+    Random text has runs of three letters or more everywhere (``aexej``, ``gqtz``); counting
+    all of them as words kept three in five random lower-case-and-digit keys.
+    """
+    if word.isupper() and len(word) <= 5:
+        return True  # an acronym: API, URL, HTTP
+    vowels = sum(c in _VOWELS for c in word)
+    return vowels * 4 >= len(word) and vowels * 4 <= len(word) * 3 and not _UNPRONOUNCEABLE.search(word)
+
+
 def wordy(value: str) -> bool:
-    """Mostly English-looking words (CamelCase, dotted names): random text rarely is."""
-    return sum(len(w) for w in _WORD.findall(value)) * 2 > len(value)
+    """Mostly English-looking words (CamelCase, dotted names): random text rarely is.
+
+    The words must cover half the value and be half its pieces (runs of one case or of
+    digits): random text breaks into many short pieces, a name into a few words.
+    """
+    words = [w for w in _WORD.findall(value) if _word_like(w)]
+    return sum(len(w) for w in words) * 2 > len(value) and len(words) * 2 >= len(_PIECE.findall(value))
+
+
+_PIECE = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
 
 
 def random_looking(value: str) -> bool:

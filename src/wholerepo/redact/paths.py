@@ -12,9 +12,16 @@ _EXAMPLE_PATH = re.compile(
     r"\.(?:md|rst|adoc|txt)$",
     re.IGNORECASE,
 )
+# A template or a copy of one keeps its kind: app.env.example, values.yaml.j2, .ini.dist.
+_TEMPLATE_SUFFIXES = (
+    r"(?:\.(?:example|sample|dist|template|tpl|tmpl|j2|jinja2?|erb|in|orig|bak|local|default|defaults|"
+    r"dev|development|prod|production|staging|test)){0,3}$"
+)
 _CONFIG_PATH = re.compile(
-    r"\.(?:ya?ml|ini|cfg|cnf|conf|properties|toml|env|sh|bash|zsh|tf|tfvars|hcl)$|"
-    r"(?:^|/)(?:\.env[^/]*|Dockerfile[^/]*|Makefile|Procfile|credentials|config|\.s3cfg|\.boto)$",
+    r"\.(?:ya?ml|ini|cfg|cnf|conf|properties|toml|env|envrc|sh|bash|zsh|tf|tfvars|hcl)"
+    + _TEMPLATE_SUFFIXES
+    + r"|(?:^|/)(?:\.env[^/]*|[^/]+\.env|Dockerfile[^/]*|Makefile|Procfile|credentials|config|\.s3cfg|\.boto)"
+    + _TEMPLATE_SUFFIXES,
     re.IGNORECASE,
 )
 

@@ -135,7 +135,11 @@ def _dense(value: str, _before: str) -> bool:
     return mixed(value) and entropy(value) >= 3.5 and not wordy(value)
 
 
-_AWS_SECRET_CONTEXT = re.compile(r"aws.{0,24}?(?:key|pwd|pw|password|pass|token|secret)", re.IGNORECASE)
+# "aws ... key" before the value, or the access key id it goes with (a CSV row, a positional
+# argument: NewStaticCredentials("AKIA...", "SECRET", "")).
+_AWS_SECRET_CONTEXT = re.compile(
+    r"aws.{0,24}?(?:key|pwd|pw|password|pass|token|secret)|(?-i:A(?:KIA|SIA)[A-Z2-7]{16})", re.IGNORECASE
+)
 
 
 def _aws_secret(value: str, before: str) -> bool:
@@ -147,7 +151,7 @@ def _aws_secret(value: str, before: str) -> bool:
         return False
     if not any(c.isdigit() or c in "+/" for c in value):
         return False
-    return _AWS_SECRET_CONTEXT.search(before[-48:]) is not None
+    return _AWS_SECRET_CONTEXT.search(before[-64:]) is not None
 
 
 def _jwt_valid(value: str, _before: str) -> bool:
@@ -237,7 +241,7 @@ RULES: tuple[Rule, ...] = (
         "aws-secret-access-key",
         "aws-secret-key",
         (DS + "AWSKeyDetector",),
-        ("aws",),
+        ("aws", "AKIA", "ASIA"),
         token(r"[A-Za-z0-9/+]{40}", r"A-Za-z0-9/+", r"A-Za-z0-9/+="),
         check=_aws_secret,
     ),
@@ -913,6 +917,169 @@ RULES: tuple[Rule, ...] = (
         check=_basic,
     ),
     # --- generic shapes
+    # --- formats found missing by an adversarial pass (prefixed, so safe without context)
+    Rule(
+        "square-access-token",
+        "square-secret",
+        (GL + "square-access-token",),
+        ("EAAA",),
+        token(r"EAAA[\w-]{22,60}", r"\w+/-", r"\w+/=-"),
+        check=_dense,
+    ),
+    Rule(
+        "aws-session-token",
+        "aws-session-token",
+        OWN,
+        ("IQoJb3JpZ2luX2Vj", "FwoGZXIvYXdzE"),
+        token(r"(?:IQoJb3JpZ2luX2Vj|FwoGZXIvYXdzE)[A-Za-z0-9+/]{100,2000}={0,2}", r"\w+/-", r"\w+/=-"),
+    ),
+    Rule(
+        "new-relic-license-key",
+        "new-relic-key",
+        OWN,
+        ("NRAL",),
+        token(r"[a-f0-9]{36}NRAL"),
+    ),
+    Rule(
+        "mapbox-secret-token",
+        "mapbox-token",
+        OWN,
+        ("sk.eyJ",),
+        token(r"sk\.eyJ[\w-]{40,200}\.[\w-]{20,40}", r"\w.-"),
+    ),
+    Rule(
+        "dropbox-api-token",
+        "dropbox-token",
+        (GL + "dropbox-short-lived-api-token",),
+        ("sl.",),
+        token(r"sl\.[\w-]{130,1500}={0,2}", r"\w.-", r"\w.=-"),
+        check=_dense,
+    ),
+    Rule(
+        "sourcegraph-access-token",
+        "sourcegraph-token",
+        (GL + "sourcegraph-access-token",),
+        ("sgp_",),
+        token(r"sgp_(?:[a-fA-F0-9]{16}_|local_)?[a-fA-F0-9]{40}"),
+    ),
+    Rule(
+        "typeform-api-token",
+        "typeform-token",
+        (GL + "typeform-api-token",),
+        ("tfp_",),
+        token(r"tfp_[\w.-]{59}", r"\w.-"),
+        check=_mixed,
+    ),
+    Rule(
+        "plaid-access-token",
+        "plaid-token",
+        (GL + "plaid-api-token",),
+        ("access-sandbox-", "access-development-", "access-production-"),
+        token(
+            r"access-(?:sandbox|development|production)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+        ),
+    ),
+    Rule(
+        "yandex-token",
+        "yandex-token",
+        (GL + "yandex-api-key", GL + "yandex-access-token"),
+        ("AQVN", "t1."),
+        token(
+            r"(?:AQVN[\w-]{35,38}|t1\.[A-Z0-9a-z_-]{1,100}={0,2}\.[A-Z0-9a-z_-]{86}={0,2})", r"\w.-", r"\w.=-"
+        ),
+        check=_mixed,
+    ),
+    Rule(
+        "defined-networking-api-token",
+        "defined-networking-token",
+        (GL + "defined-networking-api-token",),
+        ("dnkey-",),
+        token(r"dnkey-[A-Za-z0-9=_-]{26}-[A-Za-z0-9=_-]{52}", r"\w=-"),
+    ),
+    Rule(
+        "twitter-bearer-token",
+        "twitter-token",
+        (GL + "twitter-bearer-token",),
+        ("AAAAAAAAAAAAAAAAAAAAA",),
+        token("A" * 22 + r"[A-Za-z0-9%]{80,100}", r"\w%-"),
+        check=_mixed,
+    ),
+    Rule(
+        "firebase-server-key",
+        "firebase-key",
+        OWN,
+        (":APA91b",),
+        r"AAAA(?<![\w-]AAAA)[\w-]{7}:APA91b[\w-]{134}(?![\w-])",
+    ),
+    Rule(
+        "google-refresh-token",
+        "google-oauth-token",
+        OWN,
+        ("1//0",),
+        token(r"1//0[\w-]{40,300}"),
+        check=_dense,
+    ),
+    Rule(
+        "saas-prefixed-token",
+        "api-token",
+        OWN,
+        ("nfp_", "rnd_", "bkua_", "CCIPAT_", "figd_", "pcsk_", "CFPAT-"),
+        token(
+            r"(?:nfp_[A-Za-z0-9]{36}|rnd_[A-Za-z0-9]{32}|bkua_[a-f0-9]{40}|CCIPAT_[A-Za-z0-9]{22}_[a-f0-9]{40}"
+            r"|figd_[\w-]{40}|pcsk_[A-Za-z0-9]{4,8}_[A-Za-z0-9]{50,70}|CFPAT-[\w-]{43})"
+        ),
+        check=_mixed,
+    ),
+    Rule(
+        "sonar-api-token",
+        "sonar-token",
+        (GL + "sonar-api-token",),
+        ("squ_", "sqp_", "sqa_"),
+        token(r"sq[upa]_[a-f0-9]{40}"),
+    ),
+    Rule(
+        "resend-api-key",
+        "resend-key",
+        OWN,
+        ("re_",),
+        token(r"re_[A-Za-z0-9]{8}_[A-Za-z0-9]{24}"),
+        check=_dense,
+    ),
+    Rule(
+        "hubspot-private-app-token",
+        "hubspot-token",
+        OWN,
+        ("pat-na", "pat-eu"),
+        token(r"pat-(?:na|eu)\d-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"),
+    ),
+    Rule(
+        "salesforce-access-token",
+        "salesforce-token",
+        OWN,
+        ("00D",),
+        token(r"00D[A-Za-z0-9]{12,15}![\w.]{80,120}", r"\w!.-"),
+        check=_mixed,
+    ),
+    Rule(
+        "zapier-webhook",
+        "zapier-webhook",
+        OWN,
+        ("hooks.zapier.com/hooks/catch/",),
+        r"hooks\.zapier\.com/hooks/catch/(\d{4,12}/[a-z0-9]{4,12})(?![\w-])",
+        group=1,
+    ),
+    Rule(
+        "authress-access-key",
+        "authress-key",
+        (GL + "authress-service-client-access-key",),
+        ("sc_", "ext_", "scauth_", "authress_"),
+        token(
+            r"(?:sc|ext|scauth|authress)_[a-z0-9]{5,30}\.[a-z0-9]{4,6}\.acc[_-][a-z0-9-]{10,32}\.[a-z0-9+/_=-]{30,120}",
+            r"\w.+/-",
+            r"\w.+/=-",
+        ),
+        flags=re.IGNORECASE,
+    ),
     Rule(
         "jwt",
         "jwt",
