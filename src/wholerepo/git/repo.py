@@ -2,10 +2,17 @@
 
 Every git command of the project goes through ``run()`` (bytes in, bytes out), so that quoting,
 ``core.quotePath``, environment and errors are decided once.
+
+The repository under review may carry its own git configuration (a copied checkout, a tarball
+with ``.git``): ``core.fsmonitor``, hooks, filter drivers, ``gpg.program`` and the like name
+programs that even a listing or a diff would run. ``safe_env()`` turns every one of them off
+for each git command wholerepo runs, so that a repository can never run code through git.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
@@ -16,6 +23,63 @@ from ..errors import UsageError
 
 # Paths come out as UTF-8 bytes, not C-quoted; no pager, no colour, no external diff drivers.
 _CONFIG = ("-c", "core.quotePath=false", "-c", "color.ui=false", "-c", "diff.external=")
+
+# Settings through which git configuration makes a read-only command run a program: a file
+# system monitor (run by ls-files, check-attr and diff), hooks, signature checks in git log
+# (gpg.program), external diffs, pagers and the ext:: transport.
+_SAFE = (
+    ("core.fsmonitor", "false"),
+    ("core.hooksPath", "/dev/null"),
+    ("core.pager", "cat"),
+    ("diff.external", ""),
+    ("log.showSignature", "false"),
+    ("protocol.ext.allow", "never"),
+)
+# A filter driver's commands (run on every file whose .gitattributes names the driver, by diff
+# against the work tree and by checkouts) are found by name and blanked, which disables them.
+_FILTER_KEY = re.compile(r"^filter\.(.+)\.(?:clean|smudge|process)$", re.DOTALL)
+
+
+def safe_env(cwd: Path, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment for a git command in ``cwd``: ``env`` (or ours) plus configuration, given
+    through ``GIT_CONFIG_COUNT`` (no quoting to get wrong), that no repository can override."""
+    out = dict(os.environ if env is None else env)
+    pairs = list(_SAFE)
+    for name in sorted(_filter_drivers(cwd, out)):
+        pairs += [(f"filter.{name}.{k}", "") for k in ("clean", "smudge", "process")]
+        pairs.append((f"filter.{name}.required", "false"))
+    try:
+        count = int(out.get("GIT_CONFIG_COUNT", "0"))
+    except ValueError:
+        count = 0
+    for key, value in pairs:  # after the caller's own entries: later ones win
+        out[f"GIT_CONFIG_KEY_{count}"] = key
+        out[f"GIT_CONFIG_VALUE_{count}"] = value
+        count += 1
+    out["GIT_CONFIG_COUNT"] = str(count)
+    return out
+
+
+def _filter_drivers(cwd: Path, env: Mapping[str, str]) -> set[str]:
+    """The names of the filter drivers git's configuration (every scope, includes too) defines
+    in ``cwd``. Reading configuration runs nothing."""
+    try:
+        proc = subprocess.run(
+            ["git", "config", "-z", "--get-regexp", r"^filter\."],
+            cwd=cwd,
+            env=dict(env),
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except OSError:
+        return set()
+    names = set()
+    for item in proc.stdout.decode("utf-8", "surrogateescape").split("\0"):
+        key = _FILTER_KEY.match(item.partition("\n")[0])
+        if key is not None:
+            names.add(key.group(1))
+    return names
 
 
 def open_repo(path: Path) -> git.Repo | None:
@@ -51,7 +115,7 @@ def run(
     """
     command = ["git", "-C", str(cwd), *_CONFIG, *args]
     g = git.Git(str(cwd))
-    extra = dict(env) if env is not None else None
+    extra = safe_env(cwd, {**os.environ, **(env or {})})
     try:
         if stdin is None:
             out = g.execute(command, stdout_as_string=False, strip_newline_in_stdout=False, env=extra)
