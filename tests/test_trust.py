@@ -344,3 +344,34 @@ def test_git_configuration_in_the_repository_runs_nothing(
     assert "+print('changed')" in user  # the diff still came out, without any driver
     ran = [p for p in programs if (markers / p).exists()]
     assert ran == []
+
+
+@pytest.mark.parametrize(("file", "template"), HOSTILE_LAYOUTS)
+def test_a_repository_model_name_carries_no_escape_to_the_terminal(
+    make_repo: MakeRepo, tmp_path: Path, user_server: FakeOpenAI, file: str, template: str
+) -> None:
+    body = 'model = "x\\u001b]0;owned\\u0007\\u001b[2J\\u202e\\nwholerepo: all clear"\n'
+    _root, target = hostile_repo(make_repo, file, template, body)
+    result = invoke(["review", str(target), "--dry-run"], user_config(tmp_path, user_server))
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert "\nwholerepo: all clear" not in result.output
+    assert "model must be printable text on one line" in result.stderr
+    flag = invoke(["review", str(target), "--dry-run", "--model", "a\x1b[2Jb"], None)
+    assert flag.exit_code == 2 and "\x1b" not in flag.output
+
+
+def test_a_repository_setting_that_stops_a_run_names_its_file(make_repo: MakeRepo, tmp_path: Path) -> None:
+    root = make_repo(
+        {".wholerepo.toml": 'include = ["nothing-*"]\nmax_output_tokens = 2000000\n', "app.py": APP}
+    )
+    packed = invoke(["pack", str(root)], None)
+    assert packed.exit_code == 2
+    assert "include ['nothing-*'] in" in packed.stderr and ".wholerepo.toml" in packed.stderr
+    (root / ".wholerepo.toml").write_text("max_output_tokens = 2000000\n", encoding="utf-8")
+    reviewed = invoke(["review", str(root), "--dry-run", "--context-window", "100000"], None)
+    assert reviewed.exit_code != 0
+    assert (
+        "max_output_tokens in" in reviewed.stderr
+        and "--max-output-tokens" not in reviewed.stderr.split("(")[0]
+    )

@@ -205,7 +205,8 @@ def plan(
     if room <= 0:
         raise PromptTooLargeError(
             f"the prompt does not fit: the instructions{' and diff' if diff else ''} take {fixed:,} tokens"
-            f" and --max-output-tokens {max_tokens:,}, leaving no room for the repository in the"
+            f" and {settings.named('max_output_tokens')} {max_tokens:,},"
+            " leaving no room for the repository in the"
             f" {window.tokens:,}-token window ({window.label})",
             flags,
         )
@@ -377,8 +378,9 @@ def frame(settings: Settings, window: Window, *, note: str = "") -> Frame:
     room = window.tokens - fixed - TEMPLATE_MARGIN - settings.max_output_tokens
     if room <= 0:
         raise PromptTooLargeError(
-            f"the prompt does not fit: the instructions take {fixed:,} tokens and --max-output-tokens"
-            f" {settings.max_output_tokens:,}, leaving no room for the repository in the"
+            f"the prompt does not fit: the instructions take {fixed:,} tokens and"
+            f" {settings.named('max_output_tokens')} {settings.max_output_tokens:,},"
+            " leaving no room for the repository in the"
             f" {window.tokens:,}-token window ({window.label})",
             _window_advice(settings),
         )
