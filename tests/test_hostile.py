@@ -672,6 +672,34 @@ def test_an_invalid_glob_is_exit_2_and_a_bad_ignore_pattern_a_warning(make_repo:
     assert reasons["notes/n.md"] == "wholerepoignore"  # the file's other patterns still apply
 
 
+# A backtracking glob: each '*' is a [^/]* that the regex engine retries at every position, so
+# against a crafted 250-character name this one pattern takes hours per file.
+COSTLY = "*a*a*a*a*a*a*b"
+
+
+@pytest.mark.parametrize("where", ["wholerepoignore", "config", "gitignore-outside-git"])
+def test_a_backtracking_pattern_from_the_repository_is_skipped_not_matched(
+    make_repo: MakeRepo, where: str
+) -> None:
+    files: dict[str, str] = {"a" * 250: "x\n", "a" * 249 + "c": "y\n", "notes/n.md": "n\n"}
+    if where == "wholerepoignore":
+        files[".wholerepoignore"] = f"{COSTLY}\nnotes/\n"
+    elif where == "config":
+        files[".wholerepo.toml"] = f'exclude = ["{COSTLY}", "notes/"]\ninclude = ["{COSTLY}", "*"]\n'
+    else:
+        files[".gitignore"] = f"{COSTLY}\nnotes/\n"
+    repo = make_repo(files, name=f"costly-{where}", git_init=where != "gitignore-outside-git")
+    manifest = repo.parent / f"{where}.json"
+    # A real process with a deadline: before the fix it did not finish in hours.
+    result = process("pack", str(repo), "-o", str(repo.parent / "p.xml"), "--manifest", str(manifest))
+    assert result.returncode == 0, result.stderr
+    if where != "gitignore-outside-git":
+        assert f"{COSTLY!r}" in result.stderr and "too slow to match" in result.stderr
+    status = {f["path"]: f["status"] for f in json.loads(manifest.read_text())["files"]}
+    assert status["a" * 250] == "included"
+    assert status.get("notes/n.md", "ignored") != "included"  # the file's other patterns still apply
+
+
 def test_sigterm_keeps_the_findings_received_so_far(make_repo: MakeRepo, tmp_path: Path) -> None:
     repo = make_repo({"app.py": APP}, name="term")
     full = reply(finding(), finding(title="second", start_line=5, end_line=6, quote="def main():"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..git.listing import Candidate
+from ..git.listing import MAX_STARS_PER_SEGMENT, Candidate, costly_pattern
 from ..types import SkipReason
 
 if TYPE_CHECKING:
@@ -275,6 +275,13 @@ def _strict_spec(lines: list[str], where: str) -> pathspec.GitIgnoreSpec | None:
 
 
 def _lenient_spec(lines: list[str], where: str, warnings: list[str]) -> pathspec.GitIgnoreSpec | None:
+    costly = [line for line in lines if costly_pattern(line)]
+    for line in costly:
+        warnings.append(
+            f"{where}: pattern {line!r} has more than {MAX_STARS_PER_SEGMENT} '*' in one path segment"
+            " (too slow to match) and was skipped"
+        )
+    lines = [line for line in lines if line not in costly]
     try:
         return _spec(lines)
     except BAD_PATTERN:

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from ..errors import ConfigError
+from ..git.listing import MAX_STARS_PER_SEGMENT, costly_pattern
 from ..git.reading import FileTooLarge, read_bytes
 
 if sys.version_info >= (3, 11):
@@ -320,6 +321,14 @@ def _repository_value(key: str, raw: str, value: Any, file: Path, trust: Trust, 
     except ConfigError as exc:
         warnings.append(f"{exc.message}; ignored")
         return _IGNORED
+    if key in ("include", "exclude"):
+        costly = [p for p in checked if costly_pattern(p)]
+        for pattern in costly:
+            warnings.append(
+                f"{file}: {raw} pattern {pattern!r} has more than {MAX_STARS_PER_SEGMENT} '*' in one"
+                " path segment (too slow to match); skipped"
+            )
+        checked = tuple(p for p in checked if p not in costly)
     if key == "prompt" and trust != "full" and checked not in BUILTIN_PROMPTS:
         warnings.append(
             f"{file}: prompt {checked!r} ignored: the repository under review can only choose a"
