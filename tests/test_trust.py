@@ -375,3 +375,20 @@ def test_a_repository_setting_that_stops_a_run_names_its_file(make_repo: MakeRep
         "max_output_tokens in" in reviewed.stderr
         and "--max-output-tokens" not in reviewed.stderr.split("(")[0]
     )
+
+
+@pytest.mark.parametrize(("file", "template"), HOSTILE_LAYOUTS)
+def test_a_bad_pattern_in_the_repository_settings_is_a_warning(
+    make_repo: MakeRepo, tmp_path: Path, file: str, template: str
+) -> None:
+    body = 'exclude = ["[z-a]", "notes/"]\ninclude = ["b[z-a]", "*.py", "notes/"]\n'
+    _root, target = hostile_repo(
+        make_repo, file, template, body, **{"notes/n.py": "n = 1\n", "sub/notes/n.py": "n\n"}
+    )
+    manifest = tmp_path / "m.json"
+    result = invoke(["pack", str(target), "-o", str(tmp_path / "p.xml"), "--manifest", str(manifest)], None)
+    assert result.exit_code == 0, result.stderr
+    assert "exclude pattern '[z-a]' is not a valid pattern" in result.stderr
+    assert "include pattern 'b[z-a]' is not a valid pattern" in result.stderr
+    status = {f["path"]: f["status"] for f in json.loads(manifest.read_text())["files"]}
+    assert status["app.py"] == "included" and status["notes/n.py"] != "included"  # the others apply

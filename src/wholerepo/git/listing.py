@@ -177,6 +177,19 @@ def costly_pattern(line: str) -> bool:
     return any(len(_STARS.findall(part)) > MAX_STARS_PER_SEGMENT for part in line.split("/") if part != "**")
 
 
+def pattern_problem(line: str) -> str | None:
+    """Why a pattern someone else wrote (a repository's file) cannot be used, or None."""
+    import pathspec
+
+    if costly_pattern(line):
+        return f"has more than {MAX_STARS_PER_SEGMENT} '*' in one path segment (too slow to match)"
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+    except (ValueError, re.error) as exc:
+        return f"is not a valid pattern ({' '.join(str(exc).split())})"
+    return None
+
+
 def _gitignore_spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
     """A .gitignore's patterns; one that cannot be compiled (or matched in reasonable time) is
     left out."""

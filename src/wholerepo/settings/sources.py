@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from ..errors import ConfigError
-from ..git.listing import MAX_STARS_PER_SEGMENT, costly_pattern
+from ..git.listing import pattern_problem
 from ..git.reading import FileTooLarge, read_bytes
 
 if sys.version_info >= (3, 11):
@@ -322,13 +322,16 @@ def _repository_value(key: str, raw: str, value: Any, file: Path, trust: Trust, 
         warnings.append(f"{exc.message}; ignored")
         return _IGNORED
     if key in ("include", "exclude"):
-        costly = [p for p in checked if costly_pattern(p)]
-        for pattern in costly:
-            warnings.append(
-                f"{file}: {raw} pattern {pattern!r} has more than {MAX_STARS_PER_SEGMENT} '*' in one"
-                " path segment (too slow to match); skipped"
-            )
-        checked = tuple(p for p in checked if p not in costly)
+        # A repository's pattern that cannot be compiled, or matched quickly, is skipped: a pull
+        # request must not be able to stop or stall every review.
+        usable = []
+        for pattern in checked:
+            problem = pattern_problem(pattern)
+            if problem is None:
+                usable.append(pattern)
+            else:
+                warnings.append(f"{file}: {raw} pattern {pattern!r} {problem}; skipped")
+        checked = tuple(usable)
     if key == "prompt" and trust != "full" and checked not in BUILTIN_PROMPTS:
         warnings.append(
             f"{file}: prompt {checked!r} ignored: the repository under review can only choose a"
