@@ -659,6 +659,40 @@ def test_a_bare_repository_is_refused(tmp_path: Path, make_repo: MakeRepo) -> No
         assert "bare git repository" in result.stderr and "<file" not in result.stdout
 
 
+def test_a_git_file_naming_another_repository_is_refused(tmp_path: Path, make_repo: MakeRepo) -> None:
+    secret = make_repo({"private.py": f"TOKEN = '{OUTSIDE}'\n"}, name="secret")
+    copied = tmp_path / "download"
+    write_files(copied, {".git": "gitdir: ../secret/.git\n", "app.py": APP})
+    with FakeOpenAI() as fake:
+        fake.script(ok_reply())
+        for args in (
+            ("pack", str(copied)),
+            ("review", str(copied), "--base", "HEAD", "--base-url", fake.url),
+        ):
+            result = cli(*args, env={"OPENAI_API_KEY": KEY})
+            assert result.exit_code == 2, result.output
+            assert "belongs to another work tree" in result.stderr
+            assert "private.py" not in result.output and OUTSIDE not in result.output
+        assert fake.chats == []  # nothing of the repository was sent
+    # A linked worktree and a submodule point back at their work tree: still packed.
+    linked = tmp_path / "linked"
+    git(secret, "worktree", "add", "-q", "--detach", str(linked))
+    git(
+        secret,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        str(make_repo({"m.py": APP})),
+        "sm",
+    )
+    for where in (linked, secret / "sm"):
+        result = cli("pack", str(where), "--no-cache")
+        assert result.exit_code == 0, result.stderr
+        assert "<file path=" in result.stdout
+
+
 def test_an_invalid_glob_is_exit_2_and_a_bad_ignore_pattern_a_warning(make_repo: MakeRepo) -> None:
     files = {"app.py": APP, ".wholerepoignore": "[z-a]\nnotes/\n", "notes/n.md": "n\n"}
     repo = make_repo(files, name="globs")

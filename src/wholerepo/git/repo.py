@@ -11,6 +11,7 @@ for each git command wholerepo runs, so that a repository can never run code thr
 
 from __future__ import annotations
 
+import configparser
 import os
 import re
 import subprocess
@@ -83,13 +84,46 @@ def _filter_drivers(cwd: Path, env: Mapping[str, str]) -> set[str]:
 
 
 def open_repo(path: Path) -> git.Repo | None:
-    """The repository that holds ``path`` (searching parent directories), or None outside git."""
+    """The repository that holds ``path`` (searching parent directories), or None outside git.
+
+    A work tree whose ``.git`` file names a git directory that is not its own (a copied
+    directory with ``gitdir: ../other/.git``) is refused: git would list, and a diff would
+    show, another repository's files from elsewhere on this machine."""
     try:
-        return git.Repo(path, search_parent_directories=True)
+        repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
         return None
     except git.GitCommandNotFound as exc:  # pragma: no cover - git missing entirely
         raise UsageError("the git binary was not found", "install git") from exc
+    top = repo.working_tree_dir
+    if top is not None and "GIT_DIR" not in os.environ and not _owns(Path(top), Path(repo.git_dir)):
+        repo.close()
+        raise UsageError(
+            f"{Path(top) / '.git'} names the git directory {repo.git_dir}, which belongs to"
+            " another work tree: not read",
+            "review a clone, or remove that .git file to pack the directory as plain files",
+        )
+    return repo
+
+
+def _owns(top: Path, git_dir: Path) -> bool:
+    """Whether ``git_dir`` is the git directory of the work tree ``top``: inside it (a clone),
+    or pointing back at it (``git worktree``'s ``gitdir`` file, a submodule's core.worktree)."""
+    top, git_dir = top.resolve(), git_dir.resolve()
+    if git_dir.is_relative_to(top):
+        return True
+    try:  # a linked worktree: <common>/worktrees/<name>/gitdir holds the path of <top>/.git
+        back = (git_dir / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
+        if back and (git_dir / back).resolve() == (top / ".git").resolve():
+            return True
+    except OSError:
+        pass
+    try:  # a submodule: <super>/.git/modules/<name> with core.worktree pointing back
+        with git.GitConfigParser(str(git_dir / "config"), read_only=True) as config:
+            worktree = str(config.get_value("core", "worktree", ""))
+    except (OSError, ValueError, configparser.Error):  # unreadable: not a pointer back
+        return False
+    return bool(worktree) and (git_dir / worktree).resolve() == top
 
 
 def work_tree(path: Path) -> Path | None:
