@@ -674,6 +674,14 @@ def test_a_git_file_naming_another_repository_is_refused(tmp_path: Path, make_re
             assert "belongs to another work tree" in result.stderr
             assert "private.py" not in result.output and OUTSIDE not in result.output
         assert fake.chats == []  # nothing of the repository was sent
+    # The repository's own core.worktree cannot move git's work tree to files elsewhere either.
+    moved = make_repo({"notes.txt": "placeholder\n"}, name="moved")
+    write_files(tmp_path / "elsewhere", {"notes.txt": f"{OUTSIDE}\n"})
+    git(moved, "config", "core.worktree", str(tmp_path / "elsewhere"))
+    for args in (("pack", str(moved)), ("review", str(moved), "--base", "HEAD", "--dry-run")):
+        result = cli(*args)
+        assert result.exit_code == 2 and "(core.worktree)" in result.stderr, result.output
+        assert OUTSIDE not in result.output
     # A linked worktree and a submodule point back at their work tree: still packed.
     linked = tmp_path / "linked"
     git(secret, "worktree", "add", "-q", "--detach", str(linked))

@@ -87,8 +87,9 @@ def open_repo(path: Path) -> git.Repo | None:
     """The repository that holds ``path`` (searching parent directories), or None outside git.
 
     A work tree whose ``.git`` file names a git directory that is not its own (a copied
-    directory with ``gitdir: ../other/.git``) is refused: git would list, and a diff would
-    show, another repository's files from elsewhere on this machine."""
+    directory with ``gitdir: ../other/.git``), or a repository whose ``core.worktree`` puts
+    git's work tree where ``path`` is not, is refused: git would list, and a diff would show,
+    files from elsewhere on this machine."""
     try:
         repo = git.Repo(path, search_parent_directories=True)
     except (git.InvalidGitRepositoryError, git.NoSuchPathError):
@@ -96,6 +97,16 @@ def open_repo(path: Path) -> git.Repo | None:
     except git.GitCommandNotFound as exc:  # pragma: no cover - git missing entirely
         raise UsageError("the git binary was not found", "install git") from exc
     top = repo.working_tree_dir
+    if top is not None and "GIT_DIR" not in os.environ:
+        # git's own answer, which honours core.worktree (gitpython's does not): the repository's
+        # config must not move the work tree git lists and diffs to where ``path`` is not.
+        git_top = _git_top(path)
+        if git_top is not None and not path.resolve().is_relative_to(git_top):
+            repo.close()
+            raise UsageError(
+                f"git's work tree for {path} is {git_top} (core.worktree), which does not hold it: not read",
+                "review a clone of the repository",
+            )
     if top is not None and "GIT_DIR" not in os.environ and not _owns(Path(top), Path(repo.git_dir)):
         repo.close()
         raise UsageError(
@@ -104,6 +115,24 @@ def open_repo(path: Path) -> git.Repo | None:
             "review a clone, or remove that .git file to pack the directory as plain files",
         )
     return repo
+
+
+def _git_top(path: Path) -> Path | None:
+    """The top of the work tree as git itself sees it from ``path``."""
+    where = path if path.is_dir() else path.parent
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=where,
+            env=safe_env(where),
+            capture_output=True,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except OSError:
+        return None
+    out = proc.stdout.decode("utf-8", "surrogateescape").strip()
+    return Path(out).resolve() if proc.returncode == 0 and out else None
 
 
 def _owns(top: Path, git_dir: Path) -> bool:
