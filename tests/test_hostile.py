@@ -674,6 +674,13 @@ def test_a_git_file_naming_another_repository_is_refused(tmp_path: Path, make_re
             assert "belongs to another work tree" in result.stderr
             assert "private.py" not in result.output and OUTSIDE not in result.output
         assert fake.chats == []  # nothing of the repository was sent
+    # Nor can a git directory inside the tree that takes its refs and objects from elsewhere.
+    common = tmp_path / "common"
+    head = git(secret, "rev-parse", "HEAD")
+    write_files(common, {".git/commondir": "../../secret/.git\n", ".git/HEAD": head})
+    write_files(common, {"app.py": APP})
+    result = cli("review", str(common), "--base", "HEAD", "--dry-run", "--base-url", "http://127.0.0.1:9")
+    assert result.exit_code == 2 and "belongs to another work tree" in result.stderr, result.output
     # The repository's own core.worktree cannot move git's work tree to files elsewhere either.
     moved = make_repo({"notes.txt": "placeholder\n"}, name="moved")
     write_files(tmp_path / "elsewhere", {"notes.txt": f"{OUTSIDE}\n"})

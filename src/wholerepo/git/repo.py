@@ -110,8 +110,8 @@ def open_repo(path: Path) -> git.Repo | None:
     if top is not None and "GIT_DIR" not in os.environ and not _owns(Path(top), Path(repo.git_dir)):
         repo.close()
         raise UsageError(
-            f"{Path(top) / '.git'} names the git directory {repo.git_dir}, which belongs to"
-            " another work tree: not read",
+            f"the git directory {repo.git_dir} of {top} belongs to another work tree (a .git file"
+            " or a commondir naming another repository): not read",
             "review a clone, or remove that .git file to pack the directory as plain files",
         )
     return repo
@@ -140,7 +140,13 @@ def _owns(top: Path, git_dir: Path) -> bool:
     or pointing back at it (``git worktree``'s ``gitdir`` file, a submodule's core.worktree)."""
     top, git_dir = top.resolve(), git_dir.resolve()
     if git_dir.is_relative_to(top):
-        return True
+        # Inside the tree, so possibly written by whoever wrote the tree: its ``commondir``
+        # (where refs, objects and config live) must not lead to another repository either.
+        try:
+            common = (git_dir / "commondir").read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return True
+        return (git_dir / common).resolve().is_relative_to(top)
     try:  # a linked worktree: <common>/worktrees/<name>/gitdir holds the path of <top>/.git
         back = (git_dir / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
         if back and (git_dir / back).resolve() == (top / ".git").resolve():
