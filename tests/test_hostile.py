@@ -749,6 +749,19 @@ def test_a_backtracking_pattern_from_the_repository_is_skipped_not_matched(
     assert status.get("notes/n.md", "ignored") != "included"  # the file's other patterns still apply
 
 
+def test_an_ignore_file_of_many_patterns_is_bounded(make_repo: MakeRepo) -> None:
+    # Every pattern is tried on every file: 100,000 of them took minutes for 2,000 files.
+    lines = ["notes/", *(f"generated-{i:06d}-*" for i in range(6_000)), "late.py"]
+    files = {".wholerepoignore": "\n".join(lines) + "\n", "notes/n.md": "n\n", "late.py": APP, "app.py": APP}
+    repo = make_repo(files, name="many-patterns")
+    manifest = repo.parent / "many.json"
+    result = cli("pack", str(repo), "-o", str(repo.parent / "p.xml"), "--manifest", str(manifest))
+    assert result.exit_code == 0, result.stderr
+    assert "only 5,000 of its 6,002 patterns are used" in result.stderr
+    status = {f["path"]: f["status"] for f in json.loads(manifest.read_text())["files"]}
+    assert status["notes/n.md"] != "included" and status["late.py"] == "included"
+
+
 def test_sigterm_keeps_the_findings_received_so_far(make_repo: MakeRepo, tmp_path: Path) -> None:
     repo = make_repo({"app.py": APP}, name="term")
     full = reply(finding(), finding(title="second", start_line=5, end_line=6, quote="def main():"))

@@ -169,6 +169,9 @@ def linguist_attributes(root: Path, paths: list[str]) -> dict[str, frozenset[str
 # one path segment (``*a*a*a*a*b``) against a long crafted name takes minutes per file. Git's own
 # matcher does not backtrack; two wildcards a segment (``*.min.*``) cost nothing measurable.
 MAX_STARS_PER_SEGMENT = 2
+# Matching tries every pattern on every path: 100,000 committed patterns take minutes for a few
+# thousand files. Real ignore files hold tens or hundreds; patterns past this many are not used.
+MAX_IGNORE_PATTERNS = 5_000
 _STARS = re.compile(r"\*+")
 
 
@@ -195,7 +198,7 @@ def _gitignore_spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
     left out."""
     import pathspec
 
-    lines = [line for line in lines if not costly_pattern(line)]
+    lines = [line for line in lines if not costly_pattern(line)][:MAX_IGNORE_PATTERNS]
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
     except (ValueError, re.error):

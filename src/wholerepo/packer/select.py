@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..git.listing import MAX_STARS_PER_SEGMENT, Candidate, costly_pattern
+from ..git.listing import MAX_IGNORE_PATTERNS, MAX_STARS_PER_SEGMENT, Candidate, costly_pattern
 from ..types import SkipReason
 
 if TYPE_CHECKING:
@@ -205,8 +205,17 @@ class Rules:
             files[root_prefix] = ignore_lines
         warnings: list[str] = []
         specs = {}
-        for base, lines in files.items():
-            spec = _lenient_spec(_pattern_lines(lines), f"{base}{IGNORE_FILE}", warnings)
+        room = MAX_IGNORE_PATTERNS  # every pattern is tried on every file: a bound on the work
+        for base, lines in sorted(files.items()):  # shallower files first: they decide first
+            patterns = _pattern_lines(lines)
+            if len(patterns) > room:
+                warnings.append(
+                    f"{base}{IGNORE_FILE}: only {room:,} of its {len(patterns):,} patterns are used"
+                    f" (at most {MAX_IGNORE_PATTERNS:,} in all .wholerepoignore files)"
+                )
+                patterns = patterns[:room]
+            room -= len(patterns)
+            spec = _lenient_spec(patterns, f"{base}{IGNORE_FILE}", warnings)
             if spec is not None:
                 specs[base] = spec
         return cls(
