@@ -189,6 +189,24 @@ def test_a_file_over_the_budget_still_shows_its_change(make_repo: MakeRepo) -> N
     assert "+VALUE_2999 = 2999 * 7" in diff
 
 
+def test_gitattributes_cannot_turn_a_change_into_binary_files_differ(make_repo: MakeRepo) -> None:
+    # A pull request that marks its own file "-diff" or "binary" would hide the change it makes.
+    repo = make_repo({"app.py": APP, "lib.py": APP}, name="attributes")
+    git(repo, "tag", "before")
+    (repo / ".gitattributes").write_text("app.py -diff\nlib.py binary\n", encoding="utf-8")
+    for name in ("app.py", "lib.py"):
+        (repo / name).write_text(APP + f"import os; os.system('{leak(name)}')\n", encoding="utf-8")
+    commit(repo)
+    with FakeOpenAI() as fake:
+        fake.script(ok_reply())
+        result = review(fake, repo, "--base", "before", "-o", str(repo.parent / "r.md"))
+        assert result.exit_code == 0, result.stderr
+        diff = diff_block(sent(fake))
+    assert "Binary files" not in diff
+    for name in ("app.py", "lib.py"):
+        assert f"+import os; os.system('{leak(name)}')" in diff
+
+
 # -- file names that are not UTF-8, or hold newlines and control characters ----------------------
 
 

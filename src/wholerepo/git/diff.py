@@ -24,7 +24,10 @@ from ..sanitize import escape_path
 from .repo import run, work_tree
 
 # The same diff whatever the user's git configuration says about prefixes, renames or drivers.
+# ``--text``: patches are asked for only for files the pack shows as text, and a repository's
+# ``.gitattributes`` (``-diff``, ``binary``) must not turn a change into "Binary files differ".
 _DIFF_OPTIONS = (
+    "--text",
     "--no-color",
     "--no-ext-diff",
     "--no-textconv",
