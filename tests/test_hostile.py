@@ -189,6 +189,24 @@ def test_a_file_over_the_budget_still_shows_its_change(make_repo: MakeRepo) -> N
     assert "+VALUE_2999 = 2999 * 7" in diff
 
 
+def test_gitattributes_cannot_turn_a_change_into_binary_files_differ(make_repo: MakeRepo) -> None:
+    # A pull request that marks its own file "-diff" or "binary" would hide the change it makes.
+    repo = make_repo({"app.py": APP, "lib.py": APP}, name="attributes")
+    git(repo, "tag", "before")
+    (repo / ".gitattributes").write_text("app.py -diff\nlib.py binary\n", encoding="utf-8")
+    for name in ("app.py", "lib.py"):
+        (repo / name).write_text(APP + f"import os; os.system('{leak(name)}')\n", encoding="utf-8")
+    commit(repo)
+    with FakeOpenAI() as fake:
+        fake.script(ok_reply())
+        result = review(fake, repo, "--base", "before", "-o", str(repo.parent / "r.md"))
+        assert result.exit_code == 0, result.stderr
+        diff = diff_block(sent(fake))
+    assert "Binary files" not in diff
+    for name in ("app.py", "lib.py"):
+        assert f"+import os; os.system('{leak(name)}')" in diff
+
+
 # -- file names that are not UTF-8, or hold newlines and control characters ----------------------
 
 
@@ -659,6 +677,55 @@ def test_a_bare_repository_is_refused(tmp_path: Path, make_repo: MakeRepo) -> No
         assert "bare git repository" in result.stderr and "<file" not in result.stdout
 
 
+def test_a_git_file_naming_another_repository_is_refused(tmp_path: Path, make_repo: MakeRepo) -> None:
+    secret = make_repo({"private.py": f"TOKEN = '{OUTSIDE}'\n"}, name="secret")
+    copied = tmp_path / "download"
+    write_files(copied, {".git": "gitdir: ../secret/.git\n", "app.py": APP})
+    with FakeOpenAI() as fake:
+        fake.script(ok_reply())
+        for args in (
+            ("pack", str(copied)),
+            ("review", str(copied), "--base", "HEAD", "--base-url", fake.url),
+        ):
+            result = cli(*args, env={"OPENAI_API_KEY": KEY})
+            assert result.exit_code == 2, result.output
+            assert "belongs to another work tree" in result.stderr
+            assert "private.py" not in result.output and OUTSIDE not in result.output
+        assert fake.chats == []  # nothing of the repository was sent
+    # Nor can a git directory inside the tree that takes its refs and objects from elsewhere.
+    common = tmp_path / "common"
+    head = git(secret, "rev-parse", "HEAD")
+    write_files(common, {".git/commondir": "../../secret/.git\n", ".git/HEAD": head})
+    write_files(common, {"app.py": APP})
+    result = cli("review", str(common), "--base", "HEAD", "--dry-run", "--base-url", "http://127.0.0.1:9")
+    assert result.exit_code == 2 and "belongs to another work tree" in result.stderr, result.output
+    # The repository's own core.worktree cannot move git's work tree to files elsewhere either.
+    moved = make_repo({"notes.txt": "placeholder\n"}, name="moved")
+    write_files(tmp_path / "elsewhere", {"notes.txt": f"{OUTSIDE}\n"})
+    git(moved, "config", "core.worktree", str(tmp_path / "elsewhere"))
+    for args in (("pack", str(moved)), ("review", str(moved), "--base", "HEAD", "--dry-run")):
+        result = cli(*args)
+        assert result.exit_code == 2 and "(core.worktree)" in result.stderr, result.output
+        assert OUTSIDE not in result.output
+    # A linked worktree and a submodule point back at their work tree: still packed.
+    linked = tmp_path / "linked"
+    git(secret, "worktree", "add", "-q", "--detach", str(linked))
+    git(
+        secret,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        str(make_repo({"m.py": APP})),
+        "sm",
+    )
+    for where in (linked, secret / "sm"):
+        result = cli("pack", str(where), "--no-cache")
+        assert result.exit_code == 0, result.stderr
+        assert "<file path=" in result.stdout
+
+
 def test_an_invalid_glob_is_exit_2_and_a_bad_ignore_pattern_a_warning(make_repo: MakeRepo) -> None:
     files = {"app.py": APP, ".wholerepoignore": "[z-a]\nnotes/\n", "notes/n.md": "n\n"}
     repo = make_repo(files, name="globs")
@@ -670,6 +737,47 @@ def test_an_invalid_glob_is_exit_2_and_a_bad_ignore_pattern_a_warning(make_repo:
     assert "pattern '[z-a]' is not valid and was skipped" in result.stderr
     reasons = {f["path"]: f["reason"] for f in json.loads((repo.parent / "m.json").read_text())["files"]}
     assert reasons["notes/n.md"] == "wholerepoignore"  # the file's other patterns still apply
+
+
+# A backtracking glob: each '*' is a [^/]* that the regex engine retries at every position, so
+# against a crafted 250-character name this one pattern takes hours per file.
+COSTLY = "*a*a*a*a*a*a*b"
+
+
+@pytest.mark.parametrize("where", ["wholerepoignore", "config", "gitignore-outside-git"])
+def test_a_backtracking_pattern_from_the_repository_is_skipped_not_matched(
+    make_repo: MakeRepo, where: str
+) -> None:
+    files: dict[str, str] = {"a" * 250: "x\n", "a" * 249 + "c": "y\n", "notes/n.md": "n\n"}
+    if where == "wholerepoignore":
+        files[".wholerepoignore"] = f"{COSTLY}\nnotes/\n"
+    elif where == "config":
+        files[".wholerepo.toml"] = f'exclude = ["{COSTLY}", "notes/"]\ninclude = ["{COSTLY}", "*"]\n'
+    else:
+        files[".gitignore"] = f"{COSTLY}\nnotes/\n"
+    repo = make_repo(files, name=f"costly-{where}", git_init=where != "gitignore-outside-git")
+    manifest = repo.parent / f"{where}.json"
+    # A real process with a deadline: before the fix it did not finish in hours.
+    result = process("pack", str(repo), "-o", str(repo.parent / "p.xml"), "--manifest", str(manifest))
+    assert result.returncode == 0, result.stderr
+    if where != "gitignore-outside-git":
+        assert f"{COSTLY!r}" in result.stderr and "too slow to match" in result.stderr
+    status = {f["path"]: f["status"] for f in json.loads(manifest.read_text())["files"]}
+    assert status["a" * 250] == "included"
+    assert status.get("notes/n.md", "ignored") != "included"  # the file's other patterns still apply
+
+
+def test_an_ignore_file_of_many_patterns_is_bounded(make_repo: MakeRepo) -> None:
+    # Every pattern is tried on every file: 100,000 of them took minutes for 2,000 files.
+    lines = ["notes/", *(f"generated-{i:06d}-*" for i in range(6_000)), "late.py"]
+    files = {".wholerepoignore": "\n".join(lines) + "\n", "notes/n.md": "n\n", "late.py": APP, "app.py": APP}
+    repo = make_repo(files, name="many-patterns")
+    manifest = repo.parent / "many.json"
+    result = cli("pack", str(repo), "-o", str(repo.parent / "p.xml"), "--manifest", str(manifest))
+    assert result.exit_code == 0, result.stderr
+    assert "only 5,000 of its 6,002 patterns are used" in result.stderr
+    status = {f["path"]: f["status"] for f in json.loads(manifest.read_text())["files"]}
+    assert status["notes/n.md"] != "included" and status["late.py"] == "included"
 
 
 def test_sigterm_keeps_the_findings_received_so_far(make_repo: MakeRepo, tmp_path: Path) -> None:

@@ -5,13 +5,14 @@ the user's, and checks that the attacker receives nothing and nothing runs."""
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
-from conftest import MakeRepo
+from conftest import MakeRepo, git
 from fake_openai import Chat, FakeOpenAI
 from wholerepo.cli import main
 from wholerepo.settings import REPOSITORY_KEYS, load_settings
@@ -282,3 +283,112 @@ def test_default_user_file_lives_in_the_config_directory(tmp_path: Path, isolate
     config.parent.mkdir(parents=True)
     config.write_text('style = "markdown"\n')
     assert load_settings([]).style == "markdown"
+
+
+def hostile_git_config(root: Path, markers: Path) -> list[str]:
+    """Give ``root`` the git configuration a copied checkout could carry: every program git would
+    run for a listing, an attribute check, a diff or a log. Returns the programs' names."""
+    markers.mkdir()
+    programs = ["fsmonitor", "clean", "smudge", "process", "textconv", "external", "command", "gpg", "pager"]
+    scripts = markers / "bin"
+    scripts.mkdir()
+    for name in programs:
+        script = scripts / name
+        script.write_text(f"#!/bin/sh\ntouch '{markers / name}'\ncat\n", encoding="utf-8")
+        script.chmod(0o755)
+    hooks = markers / "hooks"
+    hooks.mkdir()
+    for hook in ("post-index-change", "post-checkout", "reference-transaction", "pre-auto-gc"):
+        (hooks / hook).write_text(f"#!/bin/sh\ntouch '{markers / hook}'\n", encoding="utf-8")
+        (hooks / hook).chmod(0o755)
+    with (root / ".git" / "config").open("a", encoding="utf-8") as config:
+        config.write(
+            f'[core]\n\tfsmonitor = "{scripts / "fsmonitor"}"\n\thooksPath = "{hooks}"\n'
+            f'\tpager = "{scripts / "pager"}"\n'
+            f'[filter "Evil.x"]\n\tclean = "{scripts / "clean"}"\n\tsmudge = "{scripts / "smudge"}"\n'
+            f'\tprocess = "{scripts / "process"}"\n\trequired = true\n'
+            f'[diff "evil"]\n\ttextconv = "{scripts / "textconv"}"\n\tcommand = "{scripts / "command"}"\n'
+            f'[diff]\n\texternal = "{scripts / "external"}"\n'
+            f'[log]\n\tshowSignature = true\n[gpg]\n\tprogram = "{scripts / "gpg"}"\n'
+        )
+    # A signed-looking head commit: git log runs gpg.program on it when showSignature is on.
+    body = git(root, "cat-file", "commit", "HEAD")
+    head, _, message = body.partition("\n\n")
+    signed = f"{head}\ngpgsig -----BEGIN PGP SIGNATURE-----\n \n -----END PGP SIGNATURE-----\n\n{message}"
+    proc = subprocess.run(
+        ["git", "-c", "core.hooksPath=/dev/null", "hash-object", "-t", "commit", "-w", "--stdin"],
+        cwd=root, input=signed, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    git(root, "-c", "core.hooksPath=/dev/null", "update-ref", "HEAD", proc.stdout.strip())
+    return [*programs, "post-index-change", "post-checkout", "reference-transaction", "pre-auto-gc"]
+
+
+def test_git_configuration_in_the_repository_runs_nothing(
+    make_repo: MakeRepo, tmp_path: Path, user_server: FakeOpenAI
+) -> None:
+    files = {".gitattributes": "*.py filter=Evil.x diff=evil\n", "app.py": APP, "lib.py": APP * 200}
+    root = make_repo(files)
+    git(root, "-c", "core.hooksPath=/dev/null", "tag", "base")
+    markers = tmp_path / "ran"
+    programs = hostile_git_config(root, markers)
+    (root / "app.py").write_text(APP + "print('changed')\n", encoding="utf-8")
+    (root / "new.py").write_text("print('new')\n", encoding="utf-8")
+
+    assert invoke(["pack", str(root), "-o", str(tmp_path / "p.xml")], None).exit_code == 0
+    small = invoke(["pack", str(root), "--budget", "400", "-o", str(tmp_path / "small.xml")], None)
+    assert small.exit_code == 0, small.stderr
+    user_server.script(Chat(REPLY))
+    result = invoke(["review", str(root), "--base", "base"], user_config(tmp_path, user_server))
+    assert result.exit_code == 0, result.stderr
+    user = user_server.chats[0].json["messages"][1]["content"]
+    assert "+print('changed')" in user  # the diff still came out, without any driver
+    ran = [p for p in programs if (markers / p).exists()]
+    assert ran == []
+
+
+@pytest.mark.parametrize(("file", "template"), HOSTILE_LAYOUTS)
+def test_a_repository_model_name_carries_no_escape_to_the_terminal(
+    make_repo: MakeRepo, tmp_path: Path, user_server: FakeOpenAI, file: str, template: str
+) -> None:
+    body = 'model = "x\\u001b]0;owned\\u0007\\u001b[2J\\u202e\\nwholerepo: all clear"\n'
+    _root, target = hostile_repo(make_repo, file, template, body)
+    result = invoke(["review", str(target), "--dry-run"], user_config(tmp_path, user_server))
+    assert result.exit_code == 0, result.stderr
+    assert "\x1b" not in result.output and "\u202e" not in result.output
+    assert "\nwholerepo: all clear" not in result.output
+    assert "model must be printable text on one line" in result.stderr
+    flag = invoke(["review", str(target), "--dry-run", "--model", "a\x1b[2Jb"], None)
+    assert flag.exit_code == 2 and "\x1b" not in flag.output
+
+
+def test_a_repository_setting_that_stops_a_run_names_its_file(make_repo: MakeRepo, tmp_path: Path) -> None:
+    root = make_repo(
+        {".wholerepo.toml": 'include = ["nothing-*"]\nmax_output_tokens = 2000000\n', "app.py": APP}
+    )
+    packed = invoke(["pack", str(root)], None)
+    assert packed.exit_code == 2
+    assert "include ['nothing-*'] in" in packed.stderr and ".wholerepo.toml" in packed.stderr
+    (root / ".wholerepo.toml").write_text("max_output_tokens = 2000000\n", encoding="utf-8")
+    reviewed = invoke(["review", str(root), "--dry-run", "--context-window", "100000"], None)
+    assert reviewed.exit_code != 0
+    assert (
+        "max_output_tokens in" in reviewed.stderr
+        and "--max-output-tokens" not in reviewed.stderr.split("(")[0]
+    )
+
+
+@pytest.mark.parametrize(("file", "template"), HOSTILE_LAYOUTS)
+def test_a_bad_pattern_in_the_repository_settings_is_a_warning(
+    make_repo: MakeRepo, tmp_path: Path, file: str, template: str
+) -> None:
+    body = 'exclude = ["[z-a]", "notes/"]\ninclude = ["b[z-a]", "*.py", "notes/"]\n'
+    _root, target = hostile_repo(
+        make_repo, file, template, body, **{"notes/n.py": "n = 1\n", "sub/notes/n.py": "n\n"}
+    )
+    manifest = tmp_path / "m.json"
+    result = invoke(["pack", str(target), "-o", str(tmp_path / "p.xml"), "--manifest", str(manifest)], None)
+    assert result.exit_code == 0, result.stderr
+    assert "exclude pattern '[z-a]' is not a valid pattern" in result.stderr
+    assert "include pattern 'b[z-a]' is not a valid pattern" in result.stderr
+    status = {f["path"]: f["status"] for f in json.loads(manifest.read_text())["files"]}
+    assert status["app.py"] == "included" and status["notes/n.py"] != "included"  # the others apply

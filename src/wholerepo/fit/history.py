@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..git.repo import safe_env
 from ..sanitize import escape_path
 
 COMMITS = 1000
@@ -63,7 +64,11 @@ class Reader:
         ]  # fmt: skip
         try:
             self._proc: subprocess.Popen[bytes] | None = subprocess.Popen(
-                cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                stdin=subprocess.DEVNULL,
+                env=safe_env(root),
             )
         except OSError:
             self._proc = None
@@ -113,6 +118,7 @@ def _git(root: Path, *args: str) -> str:
             capture_output=True,
             check=False,
             stdin=subprocess.DEVNULL,
+            env=safe_env(root),
         )
     except OSError:
         return ""

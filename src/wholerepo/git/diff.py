@@ -112,7 +112,10 @@ def diff_against(root: Path, ref: str, hide: Hide | None = None) -> Diff:
     entries = changes(root, base)
     hidden = hide(entries) if hide is not None and entries else {}
     shown = [e for e in entries if e.path not in hidden]
-    patches = _patches(root, base, [e.raw for e in shown])
+    # With the pack's selection, every file shown is text the pack decoded: asked for with
+    # --text, so that a repository's .gitattributes (-diff, binary) cannot turn its change into
+    # "Binary files differ" and hide it.
+    patches = _patches(root, base, [e.raw for e in shown], as_text=hide is not None)
     parts: list[str] = []
     files: list[FileChange] = []
     for e in entries:
@@ -158,12 +161,13 @@ def changes(root: Path, base: str) -> tuple[Entry, ...]:
     return tuple(entries)
 
 
-def _patches(root: Path, base: str, raws: list[str]) -> dict[str, str]:
+def _patches(root: Path, base: str, raws: list[str], *, as_text: bool = False) -> dict[str, str]:
     """Each named path's part of ``git diff -p`` after its ``diff --git`` line, by its shown path."""
     found: dict[str, str] = {}
     for start in range(0, len(raws), _PATHS_PER_CALL):
         chunk = raws[start : start + _PATHS_PER_CALL]
-        out = run(root, "diff", "-U3", *_DIFF_OPTIONS, base, "--", *(f":(literal){p}" for p in chunk))
+        mode = ("--text",) if as_text else ()
+        out = run(root, "diff", "-U3", *mode, *_DIFF_OPTIONS, base, "--", *(f":(literal){p}" for p in chunk))
         for raw, text in _sections(out):
             found[escape_path(raw)] = text
     return found

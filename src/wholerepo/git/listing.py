@@ -165,10 +165,40 @@ def linguist_attributes(root: Path, paths: list[str]) -> dict[str, frozenset[str
     return {k: frozenset(v) for k, v in found.items()}
 
 
-def _gitignore_spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
-    """A .gitignore's patterns; one that cannot be compiled is left out, as git ignores it."""
+# pathspec turns each ``*`` into a backtracking ``[^/]*``: a committed pattern with many of them in
+# one path segment (``*a*a*a*a*b``) against a long crafted name takes minutes per file. Git's own
+# matcher does not backtrack; two wildcards a segment (``*.min.*``) cost nothing measurable.
+MAX_STARS_PER_SEGMENT = 2
+# Matching tries every pattern on every path: 100,000 committed patterns take minutes for a few
+# thousand files. Real ignore files hold tens or hundreds; patterns past this many are not used.
+MAX_IGNORE_PATTERNS = 5_000
+_STARS = re.compile(r"\*+")
+
+
+def costly_pattern(line: str) -> bool:
+    """Whether an ignore pattern has more ``*`` runs in one segment than can be matched quickly."""
+    return any(len(_STARS.findall(part)) > MAX_STARS_PER_SEGMENT for part in line.split("/") if part != "**")
+
+
+def pattern_problem(line: str) -> str | None:
+    """Why a pattern someone else wrote (a repository's file) cannot be used, or None."""
     import pathspec
 
+    if costly_pattern(line):
+        return f"has more than {MAX_STARS_PER_SEGMENT} '*' in one path segment (too slow to match)"
+    try:
+        pathspec.GitIgnoreSpec.from_lines([line])
+    except (ValueError, re.error) as exc:
+        return f"is not a valid pattern ({' '.join(str(exc).split())})"
+    return None
+
+
+def _gitignore_spec(lines: list[str]) -> pathspec.GitIgnoreSpec | None:
+    """A .gitignore's patterns; one that cannot be compiled (or matched in reasonable time) is
+    left out."""
+    import pathspec
+
+    lines = [line for line in lines if not costly_pattern(line)][:MAX_IGNORE_PATTERNS]
     try:
         return pathspec.GitIgnoreSpec.from_lines(lines)
     except (ValueError, re.error):

@@ -288,7 +288,11 @@ def _check_include(listing: Listing, rules: filters.Rules, settings: Settings, w
     files = [c.fs_path for c in listing.candidates if c.kind == "file"]
     unmatched = filters.unmatched_patterns(settings.include, files)
     if len(unmatched) == len(settings.include):
-        shown = " ".join(f"-i {p!r}" for p in settings.include)
+        source = settings.sources.get("include", "flag")
+        if source.startswith("repo:"):  # the repository's own pattern: name its file, not -i
+            shown = f"include {list(settings.include)!r} in {source[5:]}"
+        else:
+            shown = " ".join(f"-i {p!r}" for p in settings.include)
         raise UsageError(
             f"{shown}: no file in {listing.root} matches",
             "patterns use gitignore syntax relative to PATH, e.g. '*.py', 'src/', 'src/**/*.ts'",

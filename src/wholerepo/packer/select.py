@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..git.listing import Candidate
+from ..git.listing import MAX_IGNORE_PATTERNS, MAX_STARS_PER_SEGMENT, Candidate, costly_pattern
 from ..types import SkipReason
 
 if TYPE_CHECKING:
@@ -221,8 +221,17 @@ class Rules:
             files[root_prefix] = ignore_lines
         warnings: list[str] = []
         specs = {}
-        for base, lines in files.items():
-            spec = _lenient_spec(_pattern_lines(lines), f"{base}{IGNORE_FILE}", warnings)
+        room = MAX_IGNORE_PATTERNS  # every pattern is tried on every file: a bound on the work
+        for base, lines in sorted(files.items()):  # shallower files first: they decide first
+            patterns = _pattern_lines(lines)
+            if len(patterns) > room:
+                warnings.append(
+                    f"{base}{IGNORE_FILE}: only {room:,} of its {len(patterns):,} patterns are used"
+                    f" (at most {MAX_IGNORE_PATTERNS:,} in all .wholerepoignore files)"
+                )
+                patterns = patterns[:room]
+            room -= len(patterns)
+            spec = _lenient_spec(patterns, f"{base}{IGNORE_FILE}", warnings)
             if spec is not None:
                 specs[base] = spec
         return cls(
@@ -291,6 +300,13 @@ def _strict_spec(lines: list[str], where: str) -> pathspec.GitIgnoreSpec | None:
 
 
 def _lenient_spec(lines: list[str], where: str, warnings: list[str]) -> pathspec.GitIgnoreSpec | None:
+    costly = [line for line in lines if costly_pattern(line)]
+    for line in costly:
+        warnings.append(
+            f"{where}: pattern {line!r} has more than {MAX_STARS_PER_SEGMENT} '*' in one path segment"
+            " (too slow to match) and was skipped"
+        )
+    lines = [line for line in lines if line not in costly]
     try:
         return _spec(lines)
     except BAD_PATTERN:

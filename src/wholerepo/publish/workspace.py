@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ..errors import UsageError
+from ..git.repo import safe_env
 
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
@@ -29,7 +30,7 @@ def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
             cwd=root,
             capture_output=True,
             check=False,
-            env=_git_env(),
+            env=_git_env(root),
         )
     except OSError as exc:
         raise UsageError(f"pr-review needs the git binary: {exc.strerror or exc}") from exc
@@ -39,12 +40,12 @@ def git(root: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return proc
 
 
-def _git_env() -> dict[str, str]:
+def _git_env(root: Path) -> dict[str, str]:
     import os
 
     env = dict(os.environ)
     env["GIT_TERMINAL_PROMPT"] = "0"  # a fetch never waits for a password
-    return env
+    return safe_env(root, env)  # no hook, filter or monitor of the checkout's configuration runs
 
 
 def is_sha(value: str | None) -> bool:
@@ -136,7 +137,9 @@ def blob(root: Path, commit: str, path: str, limit: int = 1_000_000) -> str | No
 
 def diff_text(root: Path, base: str, head: str) -> str:
     """The pull request's diff as GitHub makes it: merge base to head, renames detected."""
-    proc = git(root, "diff", "--no-color", "--no-ext-diff", "-M", "-U3", base, head, check=False)
+    proc = git(
+        root, "diff", "--no-color", "--no-ext-diff", "--no-textconv", "-M", "-U3", base, head, check=False
+    )
     return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else ""
 
 
@@ -156,7 +159,9 @@ def follow(
     from unidiff.errors import UnidiffParseError
     from unidiff.patch import PatchSet
 
-    proc = git(root, "diff", "--no-color", "--no-ext-diff", "-M", "-U0", older, newer, check=False)
+    proc = git(
+        root, "diff", "--no-color", "--no-ext-diff", "--no-textconv", "-M", "-U0", older, newer, check=False
+    )
     if proc.returncode != 0:
         raise UsageError(f"git diff {older[:7]} {newer[:7]} failed")
     try:

@@ -208,7 +208,8 @@ def plan(
     if room <= 0:
         raise PromptTooLargeError(
             f"the prompt does not fit: the instructions{' and diff' if diff else ''} take {fixed:,} tokens"
-            f" and --max-output-tokens {max_tokens:,}, leaving no room for the repository in the"
+            f" and {settings.named('max_output_tokens')} {max_tokens:,},"
+            " leaving no room for the repository in the"
             f" {window.tokens:,}-token window ({window.label})",
             flags,
         )
@@ -389,8 +390,9 @@ def frame(settings: Settings, window: Window, *, note: str = "") -> Frame:
     room = window.tokens - fixed - TEMPLATE_MARGIN - max_tokens
     if room <= 0:
         raise PromptTooLargeError(
-            f"the prompt does not fit: the instructions take {fixed:,} tokens and --max-output-tokens"
-            f" {max_tokens:,}, leaving no room for the repository in the"
+            f"the prompt does not fit: the instructions take {fixed:,} tokens and"
+            f" {settings.named('max_output_tokens')} {max_tokens:,},"
+            " leaving no room for the repository in the"
             f" {window.tokens:,}-token window ({window.label})",
             _window_advice(settings),
         )

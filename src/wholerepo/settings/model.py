@@ -127,6 +127,10 @@ class Settings:
         _check_prices(self.prices)
         if self.model is not None and not self.model.strip():
             raise ConfigError("model must not be empty")
+        if self.model is not None and not self.model.isprintable():
+            # A model id is printed on the terminal and in every report: no control, escape,
+            # bidi or line-breaking character, whoever chose it (a repository may).
+            raise ConfigError(f"model must be printable text on one line, got {self.model!r}")
         if not self.prompt.strip():
             raise ConfigError("prompt must not be empty")
 

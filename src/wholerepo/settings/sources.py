@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from ..errors import ConfigError
+from ..git.listing import pattern_problem
 from ..git.reading import FileTooLarge, read_bytes
 
 if sys.version_info >= (3, 11):
@@ -320,6 +321,17 @@ def _repository_value(key: str, raw: str, value: Any, file: Path, trust: Trust, 
     except ConfigError as exc:
         warnings.append(f"{exc.message}; ignored")
         return _IGNORED
+    if key in ("include", "exclude"):
+        # A repository's pattern that cannot be compiled, or matched quickly, is skipped: a pull
+        # request must not be able to stop or stall every review.
+        usable = []
+        for pattern in checked:
+            problem = pattern_problem(pattern)
+            if problem is None:
+                usable.append(pattern)
+            else:
+                warnings.append(f"{file}: {raw} pattern {pattern!r} {problem}; skipped")
+        checked = tuple(usable)
     if key == "prompt" and trust != "full" and checked not in BUILTIN_PROMPTS:
         warnings.append(
             f"{file}: prompt {checked!r} ignored: the repository under review can only choose a"
