@@ -409,3 +409,32 @@ def test_help_and_default_command() -> None:
     assert r.exit_code == 0 and "Examples:" in r.stdout and "audit plan" in r.stdout
     r = CliRunner().invoke(main, ["audit", ".", "--help"])
     assert r.exit_code == 0 and "--concurrency" in r.stdout and "--resume" in r.stdout
+
+
+def test_merge_names_the_missing_shards_runs_and_run_names_its_one_shard(
+    fake: FakeOpenAI, repo: Path, tmp_path: Path
+) -> None:
+    env = {"OPENAI_API_KEY": KEY}
+    common = ["--base-url", fake.url, "--budget", str(BUDGET), "--context-window", "200000"]
+    plan_file = tmp_path / "plan.json"
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["audit", "plan", str(repo), *common, "-o", str(plan_file)], env=env).exit_code
+        == 0
+    )
+    total = len(load(plan_file))
+    r = runner.invoke(
+        main,
+        ["audit", "run", str(repo), *common, "--plan", str(plan_file), "--shard", "2",
+         "-o", str(tmp_path / "shard-2.json")],
+        env=env,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert f"shard 2 of {total}" in r.stderr
+    assert "to send of" not in r.stderr and len(fake.chats) == 1
+    r = runner.invoke(main, ["audit", "merge", str(tmp_path / "shard-2.json"), "--format", "json"])
+    assert r.exit_code == 3
+    assert "--resume" not in r.stderr  # merge has no --resume
+    assert "wholerepo audit run --plan plan.json --shard 1 -o shard-1.json" in r.stderr
+    assert f"--shard {total} -o shard-{total}.json" in r.stderr
+    assert "--shard 2 " not in r.stderr

@@ -290,6 +290,8 @@ def audit_run(ctx: click.Context, /, **params: Any) -> None:
             )
         if params["shard"] not in {int(e["shard"]) for e in entries}:
             raise UsageError(f"--shard {params['shard']} is not in {params['plan_file']}")
+        if not params["quiet"]:
+            _announce(plan, len(urls), only=params["shard"])
         audit, interrupted = _send(plan, settings, probes, params, params["shard"])
         from ..audit.merge import FAILED, ShardResult, shard_file
         from .output import write_atomic
@@ -339,7 +341,7 @@ def audit_merge(**params: Any) -> None:
         merged = merge_files([(str(f), f.read_text(encoding="utf-8")) for f in params["files"]])
         settings = Settings(fail_on=params["fail_on"] or "none")
         _write_reports(merged.result, targets, settings)
-        _finish(merged, settings, params, False, None)
+        _finish(merged, settings, params, False, None, merging=True)
 
 
 # -- the steps -------------------------------------------------------------------------------------
@@ -422,12 +424,14 @@ def _print_dry_run(plan: Any, urls: list[str], notes: list[str], params: dict[st
         write_stdout(dry_run_text(report))
 
 
-def _announce(plan: Any, endpoints: int) -> None:
-    sent = [plan.shard(i) for i in plan.selected]
+def _announce(plan: Any, endpoints: int, only: int | None = None) -> None:
+    sent = [plan.shard(i) for i in ((only,) if only is not None else plan.selected)]
     files = sum(len(s.paths) for s in sent)
     tokens = sum(plan.prompt_tokens(s) for s in sent)
+    # One runner of a matrix sends one shard: name it, not the plan's count.
+    what = f"shard {only} of {len(plan.shards)}" if only is not None else plural(len(sent), "shard")
     echo_err(
-        f"wholerepo: auditing {plural(files, 'file')} in {plural(len(sent), 'shard')},"
+        f"wholerepo: auditing {plural(files, 'file')} in {what},"
         f" {fmt(tokens)} prompt tokens (exact, {plan.settings.tokenizer}; a shared map of"
         f" {fmt(plan.repo_map.tokens)}) over {plural(endpoints, 'endpoint')}"
     )
@@ -544,7 +548,15 @@ def _write_reports(result: Any, targets: list[tuple[str, Path | None]], settings
     return written
 
 
-def _finish(merged: Any, settings: Any, params: dict[str, Any], interrupted: bool, audit: Any) -> None:
+def _finish(
+    merged: Any,
+    settings: Any,
+    params: dict[str, Any],
+    interrupted: bool,
+    audit: Any,
+    *,
+    merging: bool = False,
+) -> None:
     from ..reviewer import failing
     from .review import _review_summary
 
@@ -559,9 +571,16 @@ def _finish(merged: Any, settings: Any, params: dict[str, Any], interrupted: boo
         sys.exit(143 if Interrupts.seen is Terminated else 130)
     if merged.failed:
         names = ", ".join(str(i) for i in merged.failed)
+        if merging:  # merge sends nothing: each missing shard is its own `audit run`
+            fix = "; ".join(
+                f"wholerepo audit run --plan plan.json --shard {i} -o shard-{i}.json" for i in merged.failed
+            )
+            fix = f"review them with the plan's options, then merge again: {fix}"
+        else:
+            fix = "run again with --resume to send only these"
         echo_err(
             f"Error: {plural(len(merged.failed), 'shard')} did not finish: {names}; the other shards'"
-            " findings were written; run again with --resume to send only these"
+            f" findings were written; {fix}"
         )
         sys.exit(EXIT_FAILED)
     culprit = failing(result, settings.fail_on, "all")
