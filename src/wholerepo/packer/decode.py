@@ -41,7 +41,7 @@ _JSON_MARKERS = (
 def is_own_output(data: bytes) -> bool:
     """Whether bytes are a pack, manifest or report that wholerepo wrote."""
     head = data[:1024]
-    if head.startswith(b"# wholerepo review\n"):
+    if head.startswith((b"# wholerepo review\n", b"# wholerepo audit\n", b"# wholerepo eval: ")):
         return True
     if _PACK_INTRO.search(head, 0, 512):
         return True
