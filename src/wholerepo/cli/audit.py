@@ -18,6 +18,7 @@ import click
 
 from ..settings import FAIL_ON, FORMATS, THINKING
 from .errors import Interrupts, Terminated, echo_err, handled_errors
+from .groups import DefaultCommand, DefaultGroup
 from .options import (
     audit_pack_options,
     check_path,
@@ -33,13 +34,8 @@ DEFAULT = "repository"
 EXIT_FAILED = 3
 
 
-class _DefaultGroup(click.Group):
-    """A group whose first argument, when it names no subcommand, goes to the default one."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
-            args = [DEFAULT, *args]
-        return super().parse_args(ctx, args)
+class _AuditGroup(DefaultGroup):
+    default = DEFAULT
 
 
 def _endpoint_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -128,34 +124,26 @@ def _sending_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@click.group("audit", cls=_DefaultGroup)
+@click.group("audit", cls=_AuditGroup)
 def audit_command() -> None:
-    """Audit a repository far larger than one window: shards along its structure, reviewed
-    concurrently across endpoints or CI runners, merged, resumable.
-
-    \b
-    wholerepo audit [PATH] [OPTIONS]     plan, send every shard, merge (see `wholerepo audit . --help`)
-    wholerepo audit plan -o plan.json    the shard plan, a JSON list for a CI matrix
-    wholerepo audit run --plan plan.json --shard K -o shard-K.json
-    wholerepo audit merge shard-*.json --format sarif -o audit.sarif
-
-    \b
-    Examples:
-      wholerepo audit . --dry-run
-      wholerepo audit . --budget 128000 --concurrency 8 --format sarif -o audit.sarif
-      wholerepo audit . --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
-      wholerepo audit . --resume
-    """
+    """Audit a repository far larger than one window (its help is the default command's)."""
 
 
-@audit_command.command(DEFAULT, hidden=True)
+@audit_command.command(DEFAULT, cls=DefaultCommand, hidden=True, usage="[PATH] [OPTIONS]")
 @_endpoint_options
 @_report_options
 @_sending_options
 @click.option("--dry-run", is_flag=True, help="Send nothing: print the shards, exact tokens and the cost.")
 @click.pass_context
 def audit_all(ctx: click.Context, /, **params: Any) -> None:
-    """Audit PATH: plan the shards, send them, merge the findings into one report.
+    """Audit PATH (default: the current directory), a repository far larger than one window: cut
+    it into shards along its structure, send them concurrently across endpoints, merge the
+    findings into one report; resumable. The same work split across CI runners:
+
+    \b
+    wholerepo audit plan -o plan.json    the shard plan, a JSON list for a CI matrix
+    wholerepo audit run --plan plan.json --shard K -o shard-K.json
+    wholerepo audit merge shard-*.json --format sarif -o audit.sarif
 
     \b
     Exit codes: 0 done, 1 a verified finding at or above --fail-on, 2 usage error, 3 a shard
@@ -165,7 +153,9 @@ def audit_all(ctx: click.Context, /, **params: Any) -> None:
     \b
     Examples:
       wholerepo audit . --dry-run
-      wholerepo audit . --format sarif -o audit.sarif --concurrency 8
+      wholerepo audit . --budget 128000 --concurrency 8 --format sarif -o audit.sarif
+      wholerepo audit . --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
+      wholerepo audit . --resume
     """
     with handled_errors(params["debug"]):
         from .review import _review_targets

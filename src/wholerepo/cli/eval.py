@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from .errors import echo_err, handled_errors
+from .groups import DefaultCommand, DefaultGroup
 from .options import dash_is_stdout, flag_overrides, print_warnings
 from .review import review_command
 
@@ -27,28 +28,8 @@ _NOT_SHARED = frozenset(
 )
 
 
-class EvalGroup(click.Group):
-    """A group whose first argument, when it names no subcommand, is the default command's."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or args[0] not in self.commands or args[0] == RUN:
-            args = [RUN, *args]
-        return super().parse_args(ctx, args)
-
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        run = self.commands[RUN]
-        with click.Context(run, info_name=ctx.info_name, parent=ctx.parent) as sub:
-            run.format_help(sub, formatter)
-
-
-class EvalCommand(click.Command):
-    """The evaluation, shown as ``wholerepo eval CORPUS`` (not ``eval run``)."""
-
-    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        path = ctx.command_path.removesuffix(f" {RUN}")
-        formatter.write_usage(
-            path, "CORPUS [OPTIONS]   |   " + path.split()[0] + " eval plant REPO -o CORPUS"
-        )
+class EvalGroup(DefaultGroup):
+    default = RUN
 
 
 @click.group("eval", cls=EvalGroup)
@@ -56,7 +37,9 @@ def eval_group() -> None:
     """Measure review quality on a corpus of changes with known issues."""
 
 
-@eval_group.command(RUN, cls=EvalCommand)
+@eval_group.command(
+    RUN, cls=DefaultCommand, hidden=True, usage="CORPUS [OPTIONS]   |   {path} plant REPO -o CORPUS"
+)
 @click.argument("corpus", type=click.Path(path_type=Path))
 @click.option(
     "--context",
