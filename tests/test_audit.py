@@ -493,3 +493,29 @@ def test_the_also_line_is_left_out_when_every_duplicate_has_the_same_title(
         assert result.exit_code == 0, result.stderr
     md = (tmp_path / "a.md").read_text()
     assert "merged with" in md and "Also reported as" not in md
+
+
+def test_an_earlier_audits_plan_shards_and_report_are_never_packed(
+    fake: FakeOpenAI, repo: Path, tmp_path: Path
+) -> None:
+    import wholerepo
+
+    env = {"OPENAI_API_KEY": KEY}
+    common = ["--base-url", fake.url, "--budget", str(BUDGET), "--context-window", "200000"]
+    out = tmp_path / "out"
+    runner = CliRunner()
+    r = runner.invoke(main, ["audit", "plan", str(repo), *common, "-o", str(out / "plan.json")], env=env)
+    assert r.exit_code == 0, r.stderr
+    args = ["--plan", str(out / "plan.json"), "--shard", "1", "-o", str(out / "shard-1.json")]
+    assert runner.invoke(main, ["audit", "run", str(repo), *common, *args], env=env).exit_code == 0
+    r = runner.invoke(main, ["audit", "merge", str(out / "shard-1.json"), "--output-dir", str(out)])
+    assert r.exit_code == 3  # the other shards are missing; the report is written all the same
+    kept = repo / "kept"
+    kept.mkdir()
+    for name, renamed in (("plan.json", "p.json"), ("shard-1.json", "s.json"), ("review.md", "r.md"),
+                          ("review.sarif", "r.sarif"), ("review.json", "r.json")):  # fmt: skip
+        (kept / renamed).write_bytes((out / name).read_bytes())
+    reasons = {f.path: f.reason for f in wholerepo.pack(repo, cache=False).files}
+    mine = [f"kept/{n}" for n in ("p.json", "s.json", "r.md", "r.sarif", "r.json")]
+    assert {p: reasons[p] for p in mine} == dict.fromkeys(mine, "wholerepo-output")
+    assert reasons["src/alpha/mod0.py"] is None

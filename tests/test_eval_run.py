@@ -324,3 +324,23 @@ def test_several_requests_in_flight(corpus: Path, tmp_path: Path) -> None:
     assert sorted((c["id"], r["mode"]) for c in data["cases"] for r in c["reviews"]) == sorted(
         (case, mode) for case in CASES for mode in ("diff", "repo", "fit")
     )
+
+
+def test_an_earlier_evals_report_and_checkpoint_are_never_packed(corpus: Path, tmp_path: Path) -> None:
+    import wholerepo
+
+    repo = corpus.parent / "shop"
+    out = repo / "results"
+    with FakeOpenAI() as server:
+        server.script(reply(finding(PERFECT["local"])), reply(), reply())
+        assert run_eval(server, corpus, "--context", "repo", "-o", str(out / "eval.md")).exit_code == 0
+        # The same reviews again, from the checkpoint beside the report, as JSON.
+        assert run_eval(server, corpus, "--context", "repo", "-o", str(out / "eval.json")).exit_code == 0
+        assert len(server.chats) == 3
+    # Renamed, so the names alone cannot give them away.
+    for name, renamed in (("eval.md", "a.md"), ("eval.json", "b.json"), ("eval.checkpoint.jsonl", "c.jsonl")):
+        (out / name).rename(out / renamed)
+    reasons = {f.path: f.reason for f in wholerepo.pack(repo, cache=False).files}
+    mine = ["results/a.md", "results/b.json", "results/c.jsonl"]
+    assert {p: reasons[p] for p in mine} == dict.fromkeys(mine, "wholerepo-output")
+    assert reasons["app/calc.py"] is None
