@@ -344,3 +344,22 @@ def test_an_earlier_evals_report_and_checkpoint_are_never_packed(corpus: Path, t
     mine = ["results/a.md", "results/b.json", "results/c.jsonl"]
     assert {p: reasons[p] for p in mine} == dict.fromkeys(mine, "wholerepo-output")
     assert reasons["app/calc.py"] is None
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+@pytest.mark.skipif(_has_matplotlib(), reason="matplotlib is installed: --chart works here")
+def test_chart_without_matplotlib_fails_before_anything_is_sent(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.md"
+    with FakeOpenAI() as server:
+        server.script(*(reply() for _ in range(9)))
+        result = run_eval(server, corpus, "-o", str(out), "--chart", str(tmp_path / "eval.png"))
+        assert server.chats == [] and server.requests == []
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --chart needs matplotlib")
+    assert result.stderr.count("\n") == 1 and "wholerepo[chart]" in result.stderr
+    assert not out.exists() and not (tmp_path / "eval.checkpoint.jsonl").exists()

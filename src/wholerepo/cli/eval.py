@@ -149,7 +149,7 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
 
     from .. import __version__
     from ..eval.corpus import case_ids, load_corpus, workspace
-    from ..eval.report import Report, render, write_chart
+    from ..eval.report import Report, check_chart, render, write_chart
     from ..eval.run import Checkpoint, Evaluation, Judge, evaluate
     from ..eval.score import summarize
     from ..llm.openai_compat import OpenAICompatible
@@ -159,6 +159,8 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
     from ..reviewer import probe
     from .output import ensure_parent, register_secret, write_atomic, write_stdout
 
+    if params["chart"] is not None:
+        check_chart()
     corpus = load_corpus(params["corpus"])
     cases = case_ids(corpus, params["case_names"])
     modes = tuple(dict.fromkeys(params["contexts"])) or MODES

@@ -12,6 +12,9 @@ from ..sanitize import one_line
 from .corpus import Case, Corpus
 from .score import CaseScore, ModeSummary, Review, by_case
 
+CHART_NEEDS = "--chart needs matplotlib"
+CHART_FIX = "pip install 'wholerepo[chart]', or leave out --chart"
+
 
 @dataclass(frozen=True)
 class Report:
@@ -243,6 +246,15 @@ def _notes(report: Report) -> list[str]:
 # -- chart --------------------------------------------------------------------------------------
 
 
+def check_chart() -> None:
+    """Raise the usage error ``--chart`` gives without matplotlib: asked before any review is
+    sent, so a run does not pay for every review and then fail on the last step."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError(CHART_NEEDS, CHART_FIX)
+
+
 def write_chart(report: Report, target: Path) -> None:
     """Precision, recall and F1 per mode as a bar chart (PNG); needs the ``chart`` extra."""
     try:
@@ -251,7 +263,7 @@ def write_chart(report: Report, target: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
-        raise UsageError("--chart needs matplotlib", "pip install 'wholerepo[chart]'") from exc
+        raise UsageError(CHART_NEEDS, CHART_FIX) from exc
     modes = [m for m in report.modes if m in report.summaries]
     keys = ("recall", "precision", "f1")
     figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=120)
@@ -280,4 +292,4 @@ def render(report: Report, fmt: str) -> str:
     return as_markdown(report)
 
 
-__all__ = ["Report", "as_json", "as_markdown", "render", "write_chart"]
+__all__ = ["Report", "as_json", "as_markdown", "check_chart", "render", "write_chart"]
