@@ -363,3 +363,41 @@ def test_chart_without_matplotlib_fails_before_anything_is_sent(corpus: Path, tm
     assert result.stderr.startswith("Error: --chart needs matplotlib")
     assert result.stderr.count("\n") == 1 and "wholerepo[chart]" in result.stderr
     assert not out.exists() and not (tmp_path / "eval.checkpoint.jsonl").exists()
+
+
+def test_an_error_every_run_repeats_is_said_once_with_its_fix_not_run_again(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval.json"
+    with FakeOpenAI() as server:
+        result = run_eval(server, corpus, "--context-window", "4000", "-o", str(out))
+        assert server.chats == []  # nothing fits: nothing is sent
+    assert result.exit_code == 3, result.stderr
+    assert "run the same command again to retry" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    summary = errors[0]
+    assert summary.startswith("Error: 9 reviews failed: the prompt does not fit (lower")
+    assert "--context-window" in summary and "fails the same way" in summary
+    assert result.stderr.count("tokens and --max-output-tokens 32,768") == 1  # the first review's
+    assert result.stderr.count("failed: the prompt does not fit, as above") == 8
+    data = report(out)
+    assert all(r["error_repeats"] for c in data["cases"] for r in c["reviews"])
+    with FakeOpenAI() as server:  # the next run fails the same way; the report says it once
+        again = run_eval(server, corpus, "--context-window", "4000", "-o", str(tmp_path / "eval.md"))
+        assert server.chats == []
+    assert again.exit_code == 3
+    notes = (tmp_path / "eval.md").read_text().split("## Notes", 1)[1]
+    assert notes.count("fail again on every run with these options: the prompt does not fit") == 1
+    assert "retried on the next run" not in notes
+
+
+def test_an_endpoint_failure_that_may_pass_still_says_run_again(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    with FakeOpenAI() as server:
+        server.script(reply(), Status(400, {"error": {"message": "bad"}}), reply())
+        result = run_eval(server, corpus, "--context", "repo", "-o", str(out))
+    assert result.exit_code == 3
+    assert "1 reviews failed and were not scored; run the same command again" in result.stderr
+    assert not any(line.startswith("Error:") for line in result.stderr.splitlines())
+    assert [r["error_repeats"] for c in report(out)["cases"] for r in c["reviews"]] == [False] * 3

@@ -124,7 +124,8 @@ def eval_command(ctx: click.Context, /, **params: Any) -> None:
 
     \b
     Exit codes: 0 every review done, 2 usage or corpus error, 3 some reviews failed (the report
-    is written; run again to retry them), 130 interrupted (finished reviews kept).
+    is written; run again to retry them, or, for a prompt that does not fit, change the options
+    the error names), 130 interrupted (finished reviews kept).
 
     \b
     Examples:
@@ -274,12 +275,29 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
             echo_err(f"wholerepo eval: wrote {params['chart']}")
     failures = report.failed
     if failures:
-        echo_err(
-            f"wholerepo eval: {len(failures)} reviews failed and were not scored; run the same command"
-            " again to retry them (finished reviews are kept)"
-        )
+        _say_failures(failures)
         return 3
     return 0
+
+
+def _say_failures(failures: tuple[Any, ...]) -> None:
+    """What failed and what helps: an error that every run repeats (a prompt too large for the
+    window, a usage error) once, with its fix; the others are tried again by the next run."""
+    lasting: dict[str, int] = {}
+    for r in failures:
+        if r.lasting is not None:
+            lasting[r.lasting] = lasting.get(r.lasting, 0) + 1
+    for cause, count in lasting.items():
+        echo_err(
+            f"Error: {count} reviews failed: {cause}; the same command fails the same way again,"
+            " so change the options this names (finished reviews are kept)"
+        )
+    retry = len(failures) - sum(lasting.values())
+    if retry:
+        echo_err(
+            f"wholerepo eval: {retry} reviews failed and were not scored; run the same command"
+            " again to retry them (finished reviews are kept)"
+        )
 
 
 @eval_group.command("plant")

@@ -55,6 +55,7 @@ def as_json(report: Report) -> dict[str, Any]:
                     "repeat": review.repeat,
                     "status": "failed" if review.error else "done",
                     "error": review.error,
+                    "error_repeats": review.lasting is not None,  # the same options fail the same way
                     "reply_error": review.reply_error,
                     "found": list(score.found_issues) if score else [],
                     "findings": [{**f.as_dict(), "hit": i in hits} for i, f in enumerate(review.findings)],
@@ -236,8 +237,20 @@ def _notes(report: Report) -> list[str]:
             f"{len(unusable)} replies held no usable findings and count as reviews that found nothing"
             f" (first: {unusable[0].case} {unusable[0].mode}: {unusable[0].reply_error})"
         )
+    lasting: dict[str, list[Review]] = {}
     for r in report.failed:
-        notes.append(f"failed, not scored, retried on the next run: {r.case} {r.mode} #{r.repeat}: {r.error}")
+        if r.lasting is not None:
+            lasting.setdefault(r.lasting, []).append(r)
+        else:
+            notes.append(
+                f"failed, not scored, retried on the next run: {r.case} {r.mode} #{r.repeat}: {r.error}"
+            )
+    for cause, runs in lasting.items():  # said once: every run with these options repeats it
+        first = runs[0]
+        notes.append(
+            f"{len(runs)} reviews failed, not scored, and fail again on every run with these options:"
+            f" {cause}; the first, {first.case} {first.mode}: {first.error}"
+        )
     if not notes:
         return []
     return ["", "## Notes", "", *(f"- {one_line(n, 600)}" for n in notes)]

@@ -30,10 +30,19 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EndpointError, WholerepoError
-from ..llm.base import ChatModel, ChatRequest, EndpointFailed, NotJSONError, Reply, Usage
+from ..llm.base import (
+    ChatModel,
+    ChatRequest,
+    ContextLengthError,
+    EndpointFailed,
+    NotJSONError,
+    Reply,
+    Usage,
+)
 from ..llm.policy import public_url
 from ..packer import settings_for
 from ..reviewer import Plan, Probe, Window, outcome_of, plan, plan_diff
+from ..reviewer.plan import PromptTooLargeError
 from ..reviewer.result import ReviewResult
 from ..settings import Settings
 from .corpus import Case, Checkout, Corpus, Expected, Workspace
@@ -218,8 +227,26 @@ def review_of(
     )
 
 
-def failed(case: str, mode: str, repeat: int, error: str, notes: tuple[str, ...] = ()) -> Review:
-    return Review(case=case, mode=mode, repeat=repeat, error=error, notes=notes)
+def failed(
+    case: str,
+    mode: str,
+    repeat: int,
+    error: str,
+    notes: tuple[str, ...] = (),
+    *,
+    lasting: str | None = None,
+) -> Review:
+    return Review(case=case, mode=mode, repeat=repeat, error=error, lasting=lasting, notes=notes)
+
+
+def lasting(exc: WholerepoError) -> str | None:
+    """When ``exc`` comes back on every run with the same options (a request too large for the
+    window, by our count or the endpoint's; a usage or configuration error), its cause and fix
+    without one case's figures; None for the endpoint's other failures, which may pass."""
+    if isinstance(exc, EndpointError) and not isinstance(exc, (PromptTooLargeError, ContextLengthError)):
+        return None
+    cause = exc.message.partition(": ")[0]
+    return " ".join(f"{cause} ({exc.hint})".split()) if exc.hint else cause
 
 
 # -- the judge ----------------------------------------------------------------------------------
@@ -326,11 +353,18 @@ async def evaluate(
     reviews: list[Review] = []
     queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=max(2, ev.jobs * 2))
 
+    said: set[str] = set()  # lasting errors already given in full: every review repeats them
+
     async def finish(case: Case, review: Review) -> None:
         if ev.judge is not None and review.scored and review.findings and case.expected:
             review = replace(review, judged=await judged(ev.judge, checkpoint, case, review, ev.tolerance))
         reviews.append(review)
-        event(_event_line(review))
+        if review.lasting is not None and review.lasting in said:
+            event(f"{_head(review)}: failed: {review.lasting.partition(' (')[0]}, as above")
+        else:
+            event(_event_line(review))
+        if review.lasting is not None:
+            said.add(review.lasting)
 
     async def worker() -> None:
         while True:
@@ -351,7 +385,8 @@ async def evaluate(
         except EndpointError as exc:
             error = _endpoint_failure(exc, job.plan)
             checkpoint.put(_record(job, "failed", error=error))
-            await finish(job.case, failed(job.case.id, job.mode, job.repeat, error, job.notes))
+            review = failed(job.case.id, job.mode, job.repeat, error, job.notes, lasting=lasting(exc))
+            await finish(job.case, review)
             return
         latency = time.monotonic() - started
         checkpoint.put(_record(job, "done", reply=reply_record(reply), latency=latency))
@@ -368,17 +403,17 @@ async def evaluate(
         )
         await finish(job.case, review)
 
-    async def fail(case: Case, modes: Sequence[str], error: str) -> None:
+    async def fail(case: Case, modes: Sequence[str], exc: WholerepoError) -> None:
         for mode in modes:
             for r in range(1, ev.repeat + 1):
-                await finish(case, failed(case.id, mode, r, error))
+                await finish(case, failed(case.id, mode, r, exc.one_line(), lasting=lasting(exc)))
 
     async def produce(case: Case) -> None:
         """Check the case out, plan each mode, and reuse or queue each request."""
         try:
             checkout = await asyncio.to_thread(space.checkout, corpus, case)
         except WholerepoError as exc:
-            await fail(case, ev.modes, exc.one_line())
+            await fail(case, ev.modes, exc)
             return
         try:
             settings = settings_for(checkout.path, ev.flags)
@@ -386,7 +421,7 @@ async def evaluate(
                 try:
                     p, notes = await asyncio.to_thread(plan_mode, mode, checkout, settings, ev.probe)
                 except WholerepoError as exc:
-                    await fail(case, (mode,), exc.one_line())
+                    await fail(case, (mode,), exc)
                     continue
                 for r in range(1, ev.repeat + 1):
                     key = request_key(p, mode, r)
@@ -407,7 +442,7 @@ async def evaluate(
                     )
                     await finish(case, review)
         except WholerepoError as exc:  # the case's settings
-            await fail(case, ev.modes, exc.one_line())
+            await fail(case, ev.modes, exc)
         finally:
             space.release(checkout)
 
@@ -443,8 +478,12 @@ def _endpoint_failure(exc: EndpointError, p: Plan) -> str:
     return text
 
 
+def _head(review: Review) -> str:
+    return f"{review.case} {review.mode}" + (f" #{review.repeat}" if review.repeat > 1 else "")
+
+
 def _event_line(review: Review) -> str:
-    head = f"{review.case} {review.mode}" + (f" #{review.repeat}" if review.repeat > 1 else "")
+    head = _head(review)
     if review.error is not None:
         return f"{head}: failed: {review.error}"
     text = f"{head}: {len(review.findings)} verified"
