@@ -352,11 +352,13 @@ def plant_command(**params: Any) -> None:
     condition, wrong argument order, a callee changed so that a caller in another file breaks,
     removed None check, resource not closed, missing await, string-built SQL, swallowed exception;
     clean cases are renames and extracted functions. About half the bug cases need code outside the
-    change to be seen. With tests (pytest), each bug is kept only when a test fails on it.
+    change to be seen. With tests (pytest), each bug is kept only when a test fails on it; they
+    run in wholerepo's own Python unless --test-command names yours. Tests that fail before any
+    change are a warning, and the corpus is planted unchecked.
 
     \b
     Examples:
-      wholerepo eval plant . -o corpus
+      wholerepo eval plant . -o corpus --test-command ".venv/bin/python -m pytest -x -q"
       wholerepo eval plant ../project -o eval/corpus.toml --count 20 --seed 7
     """
     with handled_errors(params["debug"]):
@@ -374,6 +376,7 @@ def plant_command(**params: Any) -> None:
             on_event=(lambda message: None)
             if quiet
             else (lambda message: echo_err(f"wholerepo eval plant: {message}")),
+            on_warning=lambda message: echo_err(f"wholerepo eval plant: warning: {message}"),
         )
         if not quiet:
             echo_err(f"wholerepo eval plant: wrote {done}")
