@@ -206,16 +206,19 @@ def test_all_three_modes_and_the_markdown_table(corpus: Path, tmp_path: Path) ->
     with FakeOpenAI() as server:
         for case in ("local", "cross", "clean"):
             items = [finding(PERFECT[case])] if case in PERFECT else []
-            server.script(*(reply(*items) for _ in range(3)))
+            server.script(*(reply(*items) for _ in range(2)))
         result = run_eval(server, corpus, "-o", str(out))
-        assert len(server.chats) == 9
+        # fit's request is repo's, byte for byte (the repository fits whole): sent once.
+        assert len(server.chats) == 6
     assert result.exit_code == 0, result.stderr
     text = out.read_text()
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert {"diff", "repo", "fit"} <= set(rows)
     assert rows["repo"].split("|")[2].strip() == "1.00"  # recall
     assert rows["diff"].split("|")[2].strip() == "0.50"
-    assert "fit: the repository fitted to the window" in text  # the hook says what fit does today
+    assert "fit: the repository fitted into the window by the packer's fitting" in text
+    assert "fit: 3 of 3 cases fitted the window the same way as repo" in text
+    assert "repo's reply is reused for fit, not sent again" in text
     assert "| cross | – | – | 1 | 0/1, 0 false | 1/1, 0 false | 1/1, 0 false |" in text
 
 
@@ -316,9 +319,9 @@ def test_corpus_errors_are_one_line_exit_2(tmp_path: Path) -> None:
 def test_several_requests_in_flight(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
     with FakeOpenAI() as server:
-        server.script(*(reply() for _ in range(9)))
+        server.script(*(reply() for _ in range(6)))
         result = run_eval(server, corpus, "--jobs", "4", "-o", str(out))
-        assert len(server.chats) == 9
+        assert len(server.chats) == 6  # diff and repo; fit takes repo's reply
     assert result.exit_code == 0, result.stderr
     data = report(out)
     assert sorted((c["id"], r["mode"]) for c in data["cases"] for r in c["reviews"]) == sorted(
@@ -401,3 +404,34 @@ def test_an_endpoint_failure_that_may_pass_still_says_run_again(corpus: Path, tm
     assert "1 reviews failed and were not scored; run the same command again" in result.stderr
     assert not any(line.startswith("Error:") for line in result.stderr.splitlines())
     assert [r["error_repeats"] for c in report(out)["cases"] for r in c["reviews"]] == [False] * 3
+
+
+def test_fit_identical_to_repo_is_sent_once_and_a_different_fit_is_sent(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    with FakeOpenAI() as server:
+        server.script(*(reply() for _ in range(3)))
+        result = run_eval(server, corpus, "--context", "fit", "--context", "repo", "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert len(server.chats) == 3  # one request per case, for both modes
+        data = report(out)
+        runs = {(c["id"], r["mode"]): r for c in data["cases"] for r in c["reviews"]}
+        assert all(runs[(case, "fit")]["reply_of"] == "repo" for case in CASES)
+        assert all(runs[(case, "repo")]["reply_of"] is None for case in CASES)
+        assert "(repo's reply: the same request)" in result.stderr
+        # Again: both from repo's checkpoint record, nothing sent.
+        again = run_eval(server, corpus, "--context", "fit", "--context", "repo", "-o", str(out))
+        assert again.exit_code == 0 and len(server.chats) == 3
+        assert all(r["from_checkpoint"] for c in report(out)["cases"] for r in c["reviews"])
+    # A budget smaller than the repository shapes repo (fit ignores it): two requests per case.
+    with FakeOpenAI() as server:
+        server.script(*(reply() for _ in range(6)))
+        shaped = run_eval(
+            server, corpus, "--context", "repo", "--context", "fit", "--budget", "150", "--fresh",
+            "-o", str(out),
+        )  # fmt: skip
+        assert shaped.exit_code == 0, shaped.stderr
+        assert len(server.chats) == 6
+        users = [r.json["messages"][-1]["content"] for r in server.chats]
+    assert MARKER in users[1] and MARKER not in users[0]  # fit sends the file repo's budget left out
+    assert all(r["reply_of"] is None for c in report(out)["cases"] for r in c["reviews"])
+    assert "'s reply: the same request" not in shaped.stderr

@@ -46,8 +46,9 @@ def eval_group() -> None:
     "contexts",
     type=click.Choice(MODES),
     multiple=True,
-    help="What the model sees: diff (the change only), repo (the whole repository and the diff),"
-    " fit (the repository fitted to the window); repeatable [default: all three].",
+    help="What the model sees: diff (the change only), repo (the whole repository and the diff, as"
+    " --budget and --fit shape it), fit (the repository fitted into the window, whatever --budget"
+    " and --fit say); repeatable [default: all three].",
 )
 @click.option(
     "--repeat",
@@ -119,8 +120,10 @@ def eval_command(ctx: click.Context, /, **params: Any) -> None:
     finds, or none (a clean change: every finding is a false alarm). The report gives recall,
     precision, F1, false alarms per clean case, the verified share, tokens, cost and latency per
     mode, and every case's details. A failed review is tried again on the next run; finished ones
-    are kept in the checkpoint. `fit` packs the repository with a budget of the window until the
-    packer's fitting lands, so today it sends what `repo` sends.
+    are kept in the checkpoint. `fit` fits the repository into the window with the packer's
+    fitting (--fit compress: ranked, compressed to outlines before anything is left out) whatever
+    --budget and --fit say; with neither given, that is the request `repo` sends, so it is sent
+    once and its reply counts for both (the report says so).
 
     \b
     Exit codes: 0 every review done, 2 usage or corpus error, 3 some reviews failed (the report

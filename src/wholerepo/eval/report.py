@@ -70,6 +70,7 @@ def as_json(report: Report) -> dict[str, Any]:
                     "files_sent": review.files_sent,
                     "files_left_out": review.files_left_out,
                     "from_checkpoint": review.cached,
+                    "reply_of": review.reused,  # the mode whose byte-identical request was sent
                     "notes": list(review.notes),
                 }
             )
@@ -220,6 +221,16 @@ def _case_table(report: Report) -> list[str]:
 
 def _notes(report: Report) -> list[str]:
     notes = list(dict.fromkeys([*report.notes, *(n for r in report.reviews for n in r.notes)]))
+    for mode in report.modes:
+        of = {r.case for r in report.reviews if r.mode == mode}
+        same = {r.case: r.reused for r in report.reviews if r.mode == mode and r.reused}
+        if same:
+            other = ", ".join(sorted(set(same.values())))
+            notes.append(
+                f"{mode}: {len(same)} of {len(of)} cases fitted the window the same way as {other}, the"
+                f" same request byte for byte; {other}'s reply is reused for {mode}, not sent again (its"
+                " figures are repeated in both rows)"
+            )
     for mode in report.modes:
         runs = [r for r in report.reviews if r.mode == mode and r.error is None and r.files_left_out]
         if runs:

@@ -82,6 +82,7 @@ class Review:
     reply_error: str | None = None
     error: str | None = None
     lasting: str | None = None
+    reused: str | None = None  # the mode whose reply this is: its request was byte-identical
     cached: bool = False
     judged: tuple[tuple[int, int, bool], ...] = ()  # (finding, expected issue, same issue?)
     notes: tuple[str, ...] = ()
