@@ -409,3 +409,113 @@ def test_help_and_default_command() -> None:
     assert r.exit_code == 0 and "Examples:" in r.stdout and "audit plan" in r.stdout
     r = CliRunner().invoke(main, ["audit", ".", "--help"])
     assert r.exit_code == 0 and "--concurrency" in r.stdout and "--resume" in r.stdout
+
+
+def test_merge_names_the_missing_shards_runs_and_run_names_its_one_shard(
+    fake: FakeOpenAI, repo: Path, tmp_path: Path
+) -> None:
+    env = {"OPENAI_API_KEY": KEY}
+    common = ["--base-url", fake.url, "--budget", str(BUDGET), "--context-window", "200000"]
+    plan_file = tmp_path / "plan.json"
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["audit", "plan", str(repo), *common, "-o", str(plan_file)], env=env).exit_code
+        == 0
+    )
+    total = len(load(plan_file))
+    r = runner.invoke(
+        main,
+        ["audit", "run", str(repo), *common, "--plan", str(plan_file), "--shard", "2",
+         "-o", str(tmp_path / "shard-2.json")],
+        env=env,
+    )  # fmt: skip
+    assert r.exit_code == 0, r.stderr
+    assert f"shard 2 of {total}" in r.stderr
+    assert "to send of" not in r.stderr and len(fake.chats) == 1
+    r = runner.invoke(main, ["audit", "merge", str(tmp_path / "shard-2.json"), "--format", "json"])
+    assert r.exit_code == 3
+    assert "--resume" not in r.stderr  # merge has no --resume
+    assert "wholerepo audit run --plan plan.json --shard 1 -o shard-1.json" in r.stderr
+    assert f"--shard {total} -o shard-{total}.json" in r.stderr
+    assert "--shard 2 " not in r.stderr
+
+
+def test_the_report_is_an_audit_with_each_warning_and_other_title_once(repo: Path, tmp_path: Path) -> None:
+    def respond(request: dict[str, Any]) -> Any:
+        same = {
+            "path": "src/alpha/mod0.py", "start_line": 3, "end_line": 3, "severity": "low",
+            "category": "bug", "title": "echo may drop output", "body": "b", "suggestion": None,
+            "quote": "def alpha_f0_0(x):", "replacement": None,
+        }  # fmt: skip
+        other = {**same, "title": "Output can be lost"}
+        user = request["messages"][-1]["content"]
+        items = [same, other] if "src/alpha/mod0.py" in shard_paths(user) else [same]
+        # The endpoint counts far fewer prompt tokens than we do: a drift warning in every shard.
+        return Chat(json.dumps({"summary": "s", "findings": items}), usage=usage(prompt=100))
+
+    out = tmp_path / "out"
+    with FakeOpenAI(respond=respond) as fake:
+        result = audit(
+            fake, repo, "--output-dir", str(out), "--format", "json", "--format", "markdown",
+            "--format", "sarif",
+        )  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        shards = len(fake.chats)
+    assert shards >= 5
+    data = load(out / "review.json")
+    drift = [w for w in data["warnings"] if "prompt tokens where wholerepo counted" in w]
+    assert len(drift) == 1 and f"in {shards} of {shards} shards" in drift[0]
+    assert result.stderr.count("prompt tokens where wholerepo counted") == 1
+    md = (out / "review.md").read_text()
+    assert md.startswith("# wholerepo audit\n")
+    assert md.count("where wholerepo counted") == 1
+    [finding] = data["verified"]
+    assert len(finding["merged_titles"]) == shards  # every duplicate counted...
+    also = [line for line in md.splitlines() if line.startswith("Also reported as:")]
+    assert also == ["Also reported as: Output can be lost."]  # ...but each other title named once
+    sarif = load(out / "review.sarif")
+    assert sarif["runs"][0]["tool"]["driver"]["name"] == "wholerepo"  # the tool's name stays
+
+
+def test_the_also_line_is_left_out_when_every_duplicate_has_the_same_title(
+    repo: Path, tmp_path: Path
+) -> None:
+    def respond(request: dict[str, Any]) -> Any:
+        same = {
+            "path": "src/alpha/mod0.py", "start_line": 3, "end_line": 3, "severity": "low",
+            "category": "bug", "title": "echo may drop output", "body": "b", "suggestion": None,
+            "quote": "def alpha_f0_0(x):", "replacement": None,
+        }  # fmt: skip
+        return Chat(json.dumps({"summary": "s", "findings": [same]}), usage=usage())
+
+    with FakeOpenAI(respond=respond) as fake:
+        result = audit(fake, repo, "--format", "markdown", "-o", str(tmp_path / "a.md"))
+        assert result.exit_code == 0, result.stderr
+    md = (tmp_path / "a.md").read_text()
+    assert "merged with" in md and "Also reported as" not in md
+
+
+def test_an_earlier_audits_plan_shards_and_report_are_never_packed(
+    fake: FakeOpenAI, repo: Path, tmp_path: Path
+) -> None:
+    import wholerepo
+
+    env = {"OPENAI_API_KEY": KEY}
+    common = ["--base-url", fake.url, "--budget", str(BUDGET), "--context-window", "200000"]
+    out = tmp_path / "out"
+    runner = CliRunner()
+    r = runner.invoke(main, ["audit", "plan", str(repo), *common, "-o", str(out / "plan.json")], env=env)
+    assert r.exit_code == 0, r.stderr
+    args = ["--plan", str(out / "plan.json"), "--shard", "1", "-o", str(out / "shard-1.json")]
+    assert runner.invoke(main, ["audit", "run", str(repo), *common, *args], env=env).exit_code == 0
+    r = runner.invoke(main, ["audit", "merge", str(out / "shard-1.json"), "--output-dir", str(out)])
+    assert r.exit_code == 3  # the other shards are missing; the report is written all the same
+    kept = repo / "kept"
+    kept.mkdir()
+    for name, renamed in (("plan.json", "p.json"), ("shard-1.json", "s.json"), ("review.md", "r.md"),
+                          ("review.sarif", "r.sarif"), ("review.json", "r.json")):  # fmt: skip
+        (kept / renamed).write_bytes((out / name).read_bytes())
+    reasons = {f.path: f.reason for f in wholerepo.pack(repo, cache=False).files}
+    mine = [f"kept/{n}" for n in ("p.json", "s.json", "r.md", "r.sarif", "r.json")]
+    assert {p: reasons[p] for p in mine} == dict.fromkeys(mine, "wholerepo-output")
+    assert reasons["src/alpha/mod0.py"] is None

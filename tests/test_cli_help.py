@@ -61,3 +61,36 @@ def test_pr_review_help_names_only_its_own_flags() -> None:
     options = {flag for spec in specs for flag in re.findall(r"--[a-z][a-z-]+", spec)}
     named = set(re.findall(r"(?<![\w-])--[a-z][a-z-]+", text))
     assert named <= options | {"--help"}, named - options
+
+
+@pytest.mark.parametrize("args", [["audit", "--help"], ["audit", ".", "--help"]])
+def test_audit_help_is_the_default_commands_under_the_name_users_type(args: list[str]) -> None:
+    result = CliRunner().invoke(main, args, prog_name="wholerepo")
+    assert result.exit_code == 0
+    assert result.stdout.startswith("Usage: wholerepo audit [PATH] [OPTIONS]\n")
+    assert "repository" not in result.stdout.splitlines()[0]
+    assert "--concurrency" in result.stdout and "--resume" in result.stdout and "--dry-run" in result.stdout
+    assert "audit merge shard-*.json" in result.stdout
+
+
+def test_the_group_help_lists_the_subcommands_but_not_the_hidden_default() -> None:
+    for group, sub, hidden in (("audit", "merge", "repository"), ("eval", "plant", "run")):
+        text = CliRunner().invoke(main, [group, "--help"]).stdout
+        commands = text[text.index("Commands:") :]
+        assert f"  {sub} " in commands and f"  {hidden} " not in commands
+
+
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (["eval"], "wholerepo eval --help"),
+        (["eval", "corpus", "--no-such-flag"], "wholerepo eval --help"),
+        (["audit", ".", "--no-such-flag"], "wholerepo audit --help"),
+        (["audit", "plan", "--no-such-flag"], "wholerepo audit plan --help"),
+    ],
+)
+def test_usage_errors_name_the_help_users_can_type(args: list[str], shown: str) -> None:
+    result = CliRunner().invoke(main, args, prog_name="wholerepo")
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1 and f"(see '{shown}')" in result.stderr
+    assert "eval run" not in result.stderr and "audit repository" not in result.stderr

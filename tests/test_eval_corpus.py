@@ -287,7 +287,8 @@ def perfect_replies(corpus_dir: Path, modes: int) -> list[Chat]:
 def test_the_shipped_corpus_in_all_three_modes_against_a_perfect_reviewer(tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
     with FakeOpenAI() as server:
-        server.script(*perfect_replies(SHIPPED, 3))
+        # diff and repo per case: fit's request is repo's (the repository fits whole), not sent again.
+        server.script(*perfect_replies(SHIPPED, 2))
         result = CliRunner().invoke(
             main,
             ["eval", str(SHIPPED), "--base-url", server.url, "--jobs", "1", "-o", str(out), "--chart",
@@ -304,7 +305,9 @@ def test_the_shipped_corpus_in_all_three_modes_against_a_perfect_reviewer(tmp_pa
     # Diff-only review cannot place a finding in a file it never saw: the broken callers.
     assert diff["recall_cross_file"] == pytest.approx(1 / 5) and diff["recall_local"] == 1.0
     assert diff["precision"] == 1.0 and diff["verified_share"] == pytest.approx(5 / 9)
-    assert sum(len(t) for t in sent[0::3]) * 5 < sum(len(t) for t in sent[1::3])  # diff << repo
+    assert sum(len(t) for t in sent[0::2]) * 5 < sum(len(t) for t in sent[1::2])  # diff << repo
+    assert len(sent) == 2 * len(data["cases"])
+    assert {r["reply_of"] for c in data["cases"] for r in c["reviews"] if r["mode"] == "fit"} == {"repo"}
     if _has_matplotlib():
         assert (tmp_path / "eval.png").read_bytes().startswith(b"\x89PNG")
 

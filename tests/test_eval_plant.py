@@ -224,3 +224,41 @@ def test_a_rename_leaves_names_bound_by_except_and_import_alone() -> None:
     )
     renamed = {m.description.split("`")[1] for m in candidates(_index({"m.py": source}), "clean-rename")}
     assert renamed == {"value"}  # not `error` (bound by except) nor `decoder` (by import)
+
+
+@pytest.mark.usefixtures("fast_pytest")
+def test_tests_failing_before_any_change_are_a_warning_with_the_fix_even_quiet(
+    make_repo: MakeRepo, tmp_path: Path
+) -> None:
+    broken = {
+        **FILES_MAP,
+        "tests/test_needs.py": "import a_dependency_not_installed\n\n\ndef test_it():\n    pass\n",
+    }
+    repo = make_repo(broken, name="ledger")
+    result = CliRunner().invoke(
+        main, ["eval", "plant", str(repo), "-o", str(tmp_path / "c"), "--count", "2", "-q"]
+    )
+    assert result.exit_code == 0, result.stderr  # the corpus is still written and usable
+    [line] = result.stderr.splitlines()
+    assert line.startswith("wholerepo eval plant: warning: unchecked: the tests fail before any change")
+    assert "a_dependency_not_installed" in line and '--test-command "CMD"' in line
+    corpus = load_corpus(tmp_path / "c")
+    assert len(corpus.cases) == 2 and "unchecked" in corpus.description
+    # A command that passes checks every plant: no warning.
+    ok = CliRunner().invoke(
+        main,
+        ["eval", "plant", str(repo), "-o", str(tmp_path / "d"), "--count", "2", "-q",
+         "--test-command", f"{sys.executable} -m pytest -x -q -p no:cacheprovider tests/test_ledger.py"],
+    )  # fmt: skip
+    assert ok.exit_code == 0 and ok.stderr == ""
+
+
+def test_pytest_missing_from_wholerepos_python_names_test_command() -> None:
+    from wholerepo.eval.plant import unchecked_fix
+
+    fix = unchecked_fix("/usr/local/bin/python3: No module named pytest\n", own=False)
+    assert "--test-command" in fix and "install pytest and the project" in fix
+    assert "pytest is not installed" not in unchecked_fix(
+        "E   ModuleNotFoundError: No module named 'x'", own=False
+    )
+    assert "fix the command" in unchecked_fix("exit 1", own=True)

@@ -206,16 +206,19 @@ def test_all_three_modes_and_the_markdown_table(corpus: Path, tmp_path: Path) ->
     with FakeOpenAI() as server:
         for case in ("local", "cross", "clean"):
             items = [finding(PERFECT[case])] if case in PERFECT else []
-            server.script(*(reply(*items) for _ in range(3)))
+            server.script(*(reply(*items) for _ in range(2)))
         result = run_eval(server, corpus, "-o", str(out))
-        assert len(server.chats) == 9
+        # fit's request is repo's, byte for byte (the repository fits whole): sent once.
+        assert len(server.chats) == 6
     assert result.exit_code == 0, result.stderr
     text = out.read_text()
     rows = {line.split("|")[1].strip(): line for line in text.splitlines() if line.startswith("| ")}
     assert {"diff", "repo", "fit"} <= set(rows)
     assert rows["repo"].split("|")[2].strip() == "1.00"  # recall
     assert rows["diff"].split("|")[2].strip() == "0.50"
-    assert "fit: the repository fitted to the window" in text  # the hook says what fit does today
+    assert "fit: the repository fitted into the window by the packer's fitting" in text
+    assert "fit: 3 of 3 cases fitted the window the same way as repo" in text
+    assert "repo's reply is reused for fit, not sent again" in text
     assert "| cross | – | – | 1 | 0/1, 0 false | 1/1, 0 false | 1/1, 0 false |" in text
 
 
@@ -316,11 +319,119 @@ def test_corpus_errors_are_one_line_exit_2(tmp_path: Path) -> None:
 def test_several_requests_in_flight(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "eval.json"
     with FakeOpenAI() as server:
-        server.script(*(reply() for _ in range(9)))
+        server.script(*(reply() for _ in range(6)))
         result = run_eval(server, corpus, "--jobs", "4", "-o", str(out))
-        assert len(server.chats) == 9
+        assert len(server.chats) == 6  # diff and repo; fit takes repo's reply
     assert result.exit_code == 0, result.stderr
     data = report(out)
     assert sorted((c["id"], r["mode"]) for c in data["cases"] for r in c["reviews"]) == sorted(
         (case, mode) for case in CASES for mode in ("diff", "repo", "fit")
     )
+
+
+def test_an_earlier_evals_report_and_checkpoint_are_never_packed(corpus: Path, tmp_path: Path) -> None:
+    import wholerepo
+
+    repo = corpus.parent / "shop"
+    out = repo / "results"
+    with FakeOpenAI() as server:
+        server.script(reply(finding(PERFECT["local"])), reply(), reply())
+        assert run_eval(server, corpus, "--context", "repo", "-o", str(out / "eval.md")).exit_code == 0
+        # The same reviews again, from the checkpoint beside the report, as JSON.
+        assert run_eval(server, corpus, "--context", "repo", "-o", str(out / "eval.json")).exit_code == 0
+        assert len(server.chats) == 3
+    # Renamed, so the names alone cannot give them away.
+    for name, renamed in (("eval.md", "a.md"), ("eval.json", "b.json"), ("eval.checkpoint.jsonl", "c.jsonl")):
+        (out / name).rename(out / renamed)
+    reasons = {f.path: f.reason for f in wholerepo.pack(repo, cache=False).files}
+    mine = ["results/a.md", "results/b.json", "results/c.jsonl"]
+    assert {p: reasons[p] for p in mine} == dict.fromkeys(mine, "wholerepo-output")
+    assert reasons["app/calc.py"] is None
+
+
+def _has_matplotlib() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("matplotlib") is not None
+
+
+@pytest.mark.skipif(_has_matplotlib(), reason="matplotlib is installed: --chart works here")
+def test_chart_without_matplotlib_fails_before_anything_is_sent(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.md"
+    with FakeOpenAI() as server:
+        server.script(*(reply() for _ in range(9)))
+        result = run_eval(server, corpus, "-o", str(out), "--chart", str(tmp_path / "eval.png"))
+        assert server.chats == [] and server.requests == []
+    assert result.exit_code == 2
+    assert result.stderr.startswith("Error: --chart needs matplotlib")
+    assert result.stderr.count("\n") == 1 and "wholerepo[chart]" in result.stderr
+    assert not out.exists() and not (tmp_path / "eval.checkpoint.jsonl").exists()
+
+
+def test_an_error_every_run_repeats_is_said_once_with_its_fix_not_run_again(
+    corpus: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "eval.json"
+    with FakeOpenAI() as server:
+        result = run_eval(server, corpus, "--context-window", "4000", "-o", str(out))
+        assert server.chats == []  # nothing fits: nothing is sent
+    assert result.exit_code == 3, result.stderr
+    assert "run the same command again to retry" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    summary = errors[0]
+    assert summary.startswith("Error: 9 reviews failed: the prompt does not fit (lower")
+    assert "--context-window" in summary and "fails the same way" in summary
+    assert result.stderr.count("tokens and --max-output-tokens 32,768") == 1  # the first review's
+    assert result.stderr.count("failed: the prompt does not fit, as above") == 8
+    data = report(out)
+    assert all(r["error_repeats"] for c in data["cases"] for r in c["reviews"])
+    with FakeOpenAI() as server:  # the next run fails the same way; the report says it once
+        again = run_eval(server, corpus, "--context-window", "4000", "-o", str(tmp_path / "eval.md"))
+        assert server.chats == []
+    assert again.exit_code == 3
+    notes = (tmp_path / "eval.md").read_text().split("## Notes", 1)[1]
+    assert notes.count("fail again on every run with these options: the prompt does not fit") == 1
+    assert "retried on the next run" not in notes
+
+
+def test_an_endpoint_failure_that_may_pass_still_says_run_again(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    with FakeOpenAI() as server:
+        server.script(reply(), Status(400, {"error": {"message": "bad"}}), reply())
+        result = run_eval(server, corpus, "--context", "repo", "-o", str(out))
+    assert result.exit_code == 3
+    assert "1 reviews failed and were not scored; run the same command again" in result.stderr
+    assert not any(line.startswith("Error:") for line in result.stderr.splitlines())
+    assert [r["error_repeats"] for c in report(out)["cases"] for r in c["reviews"]] == [False] * 3
+
+
+def test_fit_identical_to_repo_is_sent_once_and_a_different_fit_is_sent(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "eval.json"
+    with FakeOpenAI() as server:
+        server.script(*(reply() for _ in range(3)))
+        result = run_eval(server, corpus, "--context", "fit", "--context", "repo", "-o", str(out))
+        assert result.exit_code == 0, result.stderr
+        assert len(server.chats) == 3  # one request per case, for both modes
+        data = report(out)
+        runs = {(c["id"], r["mode"]): r for c in data["cases"] for r in c["reviews"]}
+        assert all(runs[(case, "fit")]["reply_of"] == "repo" for case in CASES)
+        assert all(runs[(case, "repo")]["reply_of"] is None for case in CASES)
+        assert "(repo's reply: the same request)" in result.stderr
+        # Again: both from repo's checkpoint record, nothing sent.
+        again = run_eval(server, corpus, "--context", "fit", "--context", "repo", "-o", str(out))
+        assert again.exit_code == 0 and len(server.chats) == 3
+        assert all(r["from_checkpoint"] for c in report(out)["cases"] for r in c["reviews"])
+    # A budget smaller than the repository shapes repo (fit ignores it): two requests per case.
+    with FakeOpenAI() as server:
+        server.script(*(reply() for _ in range(6)))
+        shaped = run_eval(
+            server, corpus, "--context", "repo", "--context", "fit", "--budget", "150", "--fresh",
+            "-o", str(out),
+        )  # fmt: skip
+        assert shaped.exit_code == 0, shaped.stderr
+        assert len(server.chats) == 6
+        users = [r.json["messages"][-1]["content"] for r in server.chats]
+    assert MARKER in users[1] and MARKER not in users[0]  # fit sends the file repo's budget left out
+    assert all(r["reply_of"] is None for c in report(out)["cases"] for r in c["reviews"])
+    assert "'s reply: the same request" not in shaped.stderr

@@ -19,6 +19,7 @@ from ..errors import UsageError
 from ..llm.base import Usage
 from ..reviewer.findings import Finding, Unverified, finding_sort_key
 from ..reviewer.result import NotSent, ReviewResult
+from ..reviewer.run import DRIFT_PREFIX, drift_warning
 from ..reviewer.verify import merge_duplicates
 
 SHARD_FILE_VERSION = 1
@@ -104,7 +105,7 @@ def merge(info: AuditInfo, shards: Sequence[ShardResult]) -> Merged:
     for s, r in results:
         if r.partial and s.status == DONE:
             reasons.append(f"shard {s.index}: {r.partial_reason or 'partial'}")
-    warnings = list(dict.fromkeys(w for _s, r in results for w in r.warnings))
+    warnings = _distinct_warnings([r for _s, r in results], info)
     not_sent = list(info.not_sent)
     for i in failed:
         got = by_index.get(i)
@@ -136,6 +137,7 @@ def merge(info: AuditInfo, shards: Sequence[ShardResult]) -> Merged:
         prompt_name=info.prompt_name,
         warnings=tuple(warnings),
         not_sent=tuple(sorted(not_sent, key=lambda n: (n.path, n.reason))),
+        command="audit",
     )
     return Merged(merged, failed)
 
@@ -155,6 +157,28 @@ def _usage(usages: Sequence[Usage | None]) -> Usage | None:
 
     return Usage(*(total(n) for n in ("prompt_tokens", "completion_tokens", "cache_hit_tokens",
                                      "cache_miss_tokens", "reasoning_tokens")))  # fmt: skip
+
+
+def _distinct_warnings(results: Sequence[ReviewResult], info: AuditInfo) -> list[str]:
+    """Each warning once, however many shards gave it. A shard's tokenizer drift carries its own
+    figures, so the shards that drifted become one warning over their totals."""
+    counts: dict[str, int] = {}
+    drifts: list[str] = []
+    drifted: list[ReviewResult] = []
+    for r in results:
+        for w in dict.fromkeys(r.warnings):
+            if w.startswith(DRIFT_PREFIX):
+                drifts.append(w)
+                drifted.append(r)
+            else:
+                counts[w] = counts.get(w, 0) + 1
+    warnings = [w if n == 1 else f"{w} ({n} shards)" for w, n in counts.items()]
+    if drifts:
+        ours = sum(r.prompt_tokens for r in drifted)
+        theirs = sum(r.endpoint_prompt_tokens or 0 for r in drifted)
+        text = drift_warning(theirs, ours, info.tokenizer, info.model) or drifts[0]
+        warnings.append(text if len(results) == 1 else f"in {len(drifts)} of {len(results)} shards, {text}")
+    return warnings
 
 
 # -- shard files ---------------------------------------------------------------------------------

@@ -138,6 +138,7 @@ class AuditPlan:
         """The plan as a JSON list, one entry per shard to send: a GitHub Actions matrix."""
         return [
             {
+                "generator": "wholerepo",  # how a later pack knows the file is ours, not code
                 "shard": s.index,
                 "of": len(self.shards),
                 "name": s.name,

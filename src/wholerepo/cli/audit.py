@@ -18,6 +18,7 @@ import click
 
 from ..settings import FAIL_ON, FORMATS, THINKING
 from .errors import Interrupts, Terminated, echo_err, handled_errors
+from .groups import DefaultCommand, DefaultGroup
 from .options import (
     audit_pack_options,
     check_path,
@@ -33,13 +34,8 @@ DEFAULT = "repository"
 EXIT_FAILED = 3
 
 
-class _DefaultGroup(click.Group):
-    """A group whose first argument, when it names no subcommand, goes to the default one."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
-            args = [DEFAULT, *args]
-        return super().parse_args(ctx, args)
+class _AuditGroup(DefaultGroup):
+    default = DEFAULT
 
 
 def _endpoint_options(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -128,34 +124,26 @@ def _sending_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@click.group("audit", cls=_DefaultGroup)
+@click.group("audit", cls=_AuditGroup)
 def audit_command() -> None:
-    """Audit a repository far larger than one window: shards along its structure, reviewed
-    concurrently across endpoints or CI runners, merged, resumable.
-
-    \b
-    wholerepo audit [PATH] [OPTIONS]     plan, send every shard, merge (see `wholerepo audit . --help`)
-    wholerepo audit plan -o plan.json    the shard plan, a JSON list for a CI matrix
-    wholerepo audit run --plan plan.json --shard K -o shard-K.json
-    wholerepo audit merge shard-*.json --format sarif -o audit.sarif
-
-    \b
-    Examples:
-      wholerepo audit . --dry-run
-      wholerepo audit . --budget 128000 --concurrency 8 --format sarif -o audit.sarif
-      wholerepo audit . --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
-      wholerepo audit . --resume
-    """
+    """Audit a repository far larger than one window (its help is the default command's)."""
 
 
-@audit_command.command(DEFAULT, hidden=True)
+@audit_command.command(DEFAULT, cls=DefaultCommand, hidden=True, usage="[PATH] [OPTIONS]")
 @_endpoint_options
 @_report_options
 @_sending_options
 @click.option("--dry-run", is_flag=True, help="Send nothing: print the shards, exact tokens and the cost.")
 @click.pass_context
 def audit_all(ctx: click.Context, /, **params: Any) -> None:
-    """Audit PATH: plan the shards, send them, merge the findings into one report.
+    """Audit PATH (default: the current directory), a repository far larger than one window: cut
+    it into shards along its structure, send them concurrently across endpoints, merge the
+    findings into one report; resumable. The same work split across CI runners:
+
+    \b
+    wholerepo audit plan -o plan.json    the shard plan, a JSON list for a CI matrix
+    wholerepo audit run --plan plan.json --shard K -o shard-K.json
+    wholerepo audit merge shard-*.json --format sarif -o audit.sarif
 
     \b
     Exit codes: 0 done, 1 a verified finding at or above --fail-on, 2 usage error, 3 a shard
@@ -165,7 +153,9 @@ def audit_all(ctx: click.Context, /, **params: Any) -> None:
     \b
     Examples:
       wholerepo audit . --dry-run
-      wholerepo audit . --format sarif -o audit.sarif --concurrency 8
+      wholerepo audit . --budget 128000 --concurrency 8 --format sarif -o audit.sarif
+      wholerepo audit . --base-url http://gpu1:8000/v1 --base-url http://gpu2:8000/v1
+      wholerepo audit . --resume
     """
     with handled_errors(params["debug"]):
         from .review import _review_targets
@@ -290,6 +280,8 @@ def audit_run(ctx: click.Context, /, **params: Any) -> None:
             )
         if params["shard"] not in {int(e["shard"]) for e in entries}:
             raise UsageError(f"--shard {params['shard']} is not in {params['plan_file']}")
+        if not params["quiet"]:
+            _announce(plan, len(urls), only=params["shard"])
         audit, interrupted = _send(plan, settings, probes, params, params["shard"])
         from ..audit.merge import FAILED, ShardResult, shard_file
         from .output import write_atomic
@@ -339,7 +331,7 @@ def audit_merge(**params: Any) -> None:
         merged = merge_files([(str(f), f.read_text(encoding="utf-8")) for f in params["files"]])
         settings = Settings(fail_on=params["fail_on"] or "none")
         _write_reports(merged.result, targets, settings)
-        _finish(merged, settings, params, False, None)
+        _finish(merged, settings, params, False, None, merging=True)
 
 
 # -- the steps -------------------------------------------------------------------------------------
@@ -422,12 +414,14 @@ def _print_dry_run(plan: Any, urls: list[str], notes: list[str], params: dict[st
         write_stdout(dry_run_text(report))
 
 
-def _announce(plan: Any, endpoints: int) -> None:
-    sent = [plan.shard(i) for i in plan.selected]
+def _announce(plan: Any, endpoints: int, only: int | None = None) -> None:
+    sent = [plan.shard(i) for i in ((only,) if only is not None else plan.selected)]
     files = sum(len(s.paths) for s in sent)
     tokens = sum(plan.prompt_tokens(s) for s in sent)
+    # One runner of a matrix sends one shard: name it, not the plan's count.
+    what = f"shard {only} of {len(plan.shards)}" if only is not None else plural(len(sent), "shard")
     echo_err(
-        f"wholerepo: auditing {plural(files, 'file')} in {plural(len(sent), 'shard')},"
+        f"wholerepo: auditing {plural(files, 'file')} in {what},"
         f" {fmt(tokens)} prompt tokens (exact, {plan.settings.tokenizer}; a shared map of"
         f" {fmt(plan.repo_map.tokens)}) over {plural(endpoints, 'endpoint')}"
     )
@@ -544,7 +538,15 @@ def _write_reports(result: Any, targets: list[tuple[str, Path | None]], settings
     return written
 
 
-def _finish(merged: Any, settings: Any, params: dict[str, Any], interrupted: bool, audit: Any) -> None:
+def _finish(
+    merged: Any,
+    settings: Any,
+    params: dict[str, Any],
+    interrupted: bool,
+    audit: Any,
+    *,
+    merging: bool = False,
+) -> None:
     from ..reviewer import failing
     from .review import _review_summary
 
@@ -559,9 +561,16 @@ def _finish(merged: Any, settings: Any, params: dict[str, Any], interrupted: boo
         sys.exit(143 if Interrupts.seen is Terminated else 130)
     if merged.failed:
         names = ", ".join(str(i) for i in merged.failed)
+        if merging:  # merge sends nothing: each missing shard is its own `audit run`
+            fix = "; ".join(
+                f"wholerepo audit run --plan plan.json --shard {i} -o shard-{i}.json" for i in merged.failed
+            )
+            fix = f"review them with the plan's options, then merge again: {fix}"
+        else:
+            fix = "run again with --resume to send only these"
         echo_err(
             f"Error: {plural(len(merged.failed), 'shard')} did not finish: {names}; the other shards'"
-            " findings were written; run again with --resume to send only these"
+            f" findings were written; {fix}"
         )
         sys.exit(EXIT_FAILED)
     culprit = failing(result, settings.fail_on, "all")

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from ..errors import WholerepoError
+from .groups import help_path
 
 EXIT_INTERNAL = 70  # an unexpected error (a bug): distinct from every documented exit code
 
@@ -129,7 +130,7 @@ class OneLineErrors(click.Group):
             click.echo(exc.ctx.get_help() if exc.ctx is not None else exc.format_message())
             sys.exit(0)
         except click.UsageError as exc:
-            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            where = f" (see '{help_path(exc.ctx)} --help')" if exc.ctx is not None else ""
             echo_err(f"Error: {' '.join(exc.format_message().split())}{where}")
             sys.exit(2)
         except click.ClickException as exc:

@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from .errors import echo_err, handled_errors
+from .groups import DefaultCommand, DefaultGroup
 from .options import dash_is_stdout, flag_overrides, print_warnings
 from .review import review_command
 
@@ -27,28 +28,8 @@ _NOT_SHARED = frozenset(
 )
 
 
-class EvalGroup(click.Group):
-    """A group whose first argument, when it names no subcommand, is the default command's."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or args[0] not in self.commands or args[0] == RUN:
-            args = [RUN, *args]
-        return super().parse_args(ctx, args)
-
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        run = self.commands[RUN]
-        with click.Context(run, info_name=ctx.info_name, parent=ctx.parent) as sub:
-            run.format_help(sub, formatter)
-
-
-class EvalCommand(click.Command):
-    """The evaluation, shown as ``wholerepo eval CORPUS`` (not ``eval run``)."""
-
-    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        path = ctx.command_path.removesuffix(f" {RUN}")
-        formatter.write_usage(
-            path, "CORPUS [OPTIONS]   |   " + path.split()[0] + " eval plant REPO -o CORPUS"
-        )
+class EvalGroup(DefaultGroup):
+    default = RUN
 
 
 @click.group("eval", cls=EvalGroup)
@@ -56,15 +37,18 @@ def eval_group() -> None:
     """Measure review quality on a corpus of changes with known issues."""
 
 
-@eval_group.command(RUN, cls=EvalCommand)
+@eval_group.command(
+    RUN, cls=DefaultCommand, hidden=True, usage="CORPUS [OPTIONS]   |   {path} plant REPO -o CORPUS"
+)
 @click.argument("corpus", type=click.Path(path_type=Path))
 @click.option(
     "--context",
     "contexts",
     type=click.Choice(MODES),
     multiple=True,
-    help="What the model sees: diff (the change only), repo (the whole repository and the diff),"
-    " fit (the repository fitted to the window); repeatable [default: all three].",
+    help="What the model sees: diff (the change only), repo (the whole repository and the diff, as"
+    " --budget and --fit shape it), fit (the repository fitted into the window, whatever --budget"
+    " and --fit say); repeatable [default: all three].",
 )
 @click.option(
     "--repeat",
@@ -136,12 +120,15 @@ def eval_command(ctx: click.Context, /, **params: Any) -> None:
     finds, or none (a clean change: every finding is a false alarm). The report gives recall,
     precision, F1, false alarms per clean case, the verified share, tokens, cost and latency per
     mode, and every case's details. A failed review is tried again on the next run; finished ones
-    are kept in the checkpoint. `fit` packs the repository with a budget of the window until the
-    packer's fitting lands, so today it sends what `repo` sends.
+    are kept in the checkpoint. `fit` fits the repository into the window with the packer's
+    fitting (--fit compress: ranked, compressed to outlines before anything is left out) whatever
+    --budget and --fit say; with neither given, that is the request `repo` sends, so it is sent
+    once and its reply counts for both (the report says so).
 
     \b
     Exit codes: 0 every review done, 2 usage or corpus error, 3 some reviews failed (the report
-    is written; run again to retry them), 130 interrupted (finished reviews kept).
+    is written; run again to retry them, or, for a prompt that does not fit, change the options
+    the error names), 130 interrupted (finished reviews kept).
 
     \b
     Examples:
@@ -166,7 +153,7 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
 
     from .. import __version__
     from ..eval.corpus import case_ids, load_corpus, workspace
-    from ..eval.report import Report, render, write_chart
+    from ..eval.report import Report, check_chart, render, write_chart
     from ..eval.run import Checkpoint, Evaluation, Judge, evaluate
     from ..eval.score import summarize
     from ..llm.openai_compat import OpenAICompatible
@@ -176,6 +163,8 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
     from ..reviewer import probe
     from .output import ensure_parent, register_secret, write_atomic, write_stdout
 
+    if params["chart"] is not None:
+        check_chart()
     corpus = load_corpus(params["corpus"])
     cases = case_ids(corpus, params["case_names"])
     modes = tuple(dict.fromkeys(params["contexts"])) or MODES
@@ -289,12 +278,29 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
             echo_err(f"wholerepo eval: wrote {params['chart']}")
     failures = report.failed
     if failures:
-        echo_err(
-            f"wholerepo eval: {len(failures)} reviews failed and were not scored; run the same command"
-            " again to retry them (finished reviews are kept)"
-        )
+        _say_failures(failures)
         return 3
     return 0
+
+
+def _say_failures(failures: tuple[Any, ...]) -> None:
+    """What failed and what helps: an error that every run repeats (a prompt too large for the
+    window, a usage error) once, with its fix; the others are tried again by the next run."""
+    lasting: dict[str, int] = {}
+    for r in failures:
+        if r.lasting is not None:
+            lasting[r.lasting] = lasting.get(r.lasting, 0) + 1
+    for cause, count in lasting.items():
+        echo_err(
+            f"Error: {count} reviews failed: {cause}; the same command fails the same way again,"
+            " so change the options this names (finished reviews are kept)"
+        )
+    retry = len(failures) - sum(lasting.values())
+    if retry:
+        echo_err(
+            f"wholerepo eval: {retry} reviews failed and were not scored; run the same command"
+            " again to retry them (finished reviews are kept)"
+        )
 
 
 @eval_group.command("plant")
@@ -349,11 +355,13 @@ def plant_command(**params: Any) -> None:
     condition, wrong argument order, a callee changed so that a caller in another file breaks,
     removed None check, resource not closed, missing await, string-built SQL, swallowed exception;
     clean cases are renames and extracted functions. About half the bug cases need code outside the
-    change to be seen. With tests (pytest), each bug is kept only when a test fails on it.
+    change to be seen. With tests (pytest), each bug is kept only when a test fails on it; they
+    run in wholerepo's own Python unless --test-command names yours. Tests that fail before any
+    change are a warning, and the corpus is planted unchecked.
 
     \b
     Examples:
-      wholerepo eval plant . -o corpus
+      wholerepo eval plant . -o corpus --test-command ".venv/bin/python -m pytest -x -q"
       wholerepo eval plant ../project -o eval/corpus.toml --count 20 --seed 7
     """
     with handled_errors(params["debug"]):
@@ -371,6 +379,7 @@ def plant_command(**params: Any) -> None:
             on_event=(lambda message: None)
             if quiet
             else (lambda message: echo_err(f"wholerepo eval plant: {message}")),
+            on_warning=lambda message: echo_err(f"wholerepo eval plant: warning: {message}"),
         )
         if not quiet:
             echo_err(f"wholerepo eval plant: wrote {done}")

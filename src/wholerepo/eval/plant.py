@@ -77,32 +77,39 @@ class Planted:
 class Tests:
     """The repository's test suite, run in the work tree: passes on the snapshot, fails on a bug."""
 
-    def __init__(self, tree: Path, command: list[str] | None, event: Event) -> None:
+    def __init__(self, tree: Path, command: list[str] | None, event: Event, warn: Event) -> None:
         self.tree = tree
         self.command = command
         self.timeout = 600.0
         self.note = ""
         self.event = event
+        self.warn = warn
 
     @classmethod
     def find(
-        cls, tree: Path, paths: Sequence[str], test_command: str | None, enabled: bool, event: Event
+        cls,
+        tree: Path,
+        paths: Sequence[str],
+        test_command: str | None,
+        enabled: bool,
+        event: Event,
+        warn: Event,
     ) -> Tests:
         if not enabled:
-            tests = cls(tree, None, event)
+            tests = cls(tree, None, event, warn)
             tests.note = "tests not run (--tests off)"
             return tests
         if test_command:
-            tests = cls(tree, shlex.split(test_command), event)
-            return tests.baseline([tests.command or []])
+            tests = cls(tree, shlex.split(test_command), event, warn)
+            return tests.baseline([tests.command or []], own=True)
         if not any(Path(p).name.startswith("test_") or p.endswith("_test.py") for p in paths):
-            tests = cls(tree, None, event)
+            tests = cls(tree, None, event, warn)
             tests.note = "unchecked: the repository has no pytest tests"
             return tests
         base = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
-        return cls(tree, base, event).baseline([base + list(STRICT_WARNINGS), base])
+        return cls(tree, base, event, warn).baseline([base + list(STRICT_WARNINGS), base], own=False)
 
-    def baseline(self, commands: Sequence[list[str]]) -> Tests:
+    def baseline(self, commands: Sequence[list[str]], *, own: bool) -> Tests:
         for command in commands:
             started = time.monotonic()
             passed, output = self._run(command, timeout=900)
@@ -116,7 +123,9 @@ class Tests:
             last = output
         self.command = None
         self.note = "unchecked: the tests fail before any change"
-        self.event(f"{self.note}: {_tail(last)}")
+        # A warning, not progress: the corpus is still written, but no plant is known to change
+        # behaviour, which a quiet run must not hide.
+        self.warn(f"{self.note}: {_why(last)}; the corpus is planted unchecked ({unchecked_fix(last, own)})")
         return self
 
     @property
@@ -146,6 +155,29 @@ class Tests:
         return passed, failing[0] if failing else _tail(output)
 
 
+def unchecked_fix(output: str, own: bool) -> str:
+    """What makes the tests run, from what the failed snapshot run printed."""
+    command = '--test-command "CMD" (a command that passes on your repository)'
+    if own:
+        return f"fix the command, or give another {command}"
+    if re.search(r"No module named '?pytest\b", output):
+        return (
+            f"pytest is not installed in the Python that runs wholerepo ({sys.executable}): give"
+            f' {command}, e.g. --test-command ".venv/bin/python -m pytest -x -q", or install pytest'
+            " and the project into this environment"
+        )
+    return f"give {command}, or install what the tests need into this environment"
+
+
+def _why(output: str) -> str:
+    """The line of a failed run that says why (an import error names what is missing)."""
+    for pattern in (r"^E\s+(\S*Error\b.*)$", r"^(.*No module named .*)$"):
+        found = re.search(pattern, output, re.MULTILINE)
+        if found:
+            return found.group(1).strip()[:200]
+    return _tail(output)
+
+
 def _tail(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:200] if lines else "no output"
@@ -161,9 +193,11 @@ def plant_corpus(
     tests: bool = True,
     test_command: str | None = None,
     on_event: Event | None = None,
+    on_warning: Event | None = None,
 ) -> Path:
     """Plant ``count`` cases in a copy of ``repo``; write the corpus file and its bundle."""
     event = on_event or (lambda message: None)
+    warn = on_warning or event
     if not repo.is_dir():
         raise UsageError(f"not a directory: {repo}")
     top = work_tree(repo)
@@ -185,7 +219,7 @@ def plant_corpus(
         run(tree, "checkout", "-q", "--detach", base)
         paths = run(tree, "ls-files", "-z").decode("utf-8", "replace").split("\0")
         index = Index(_modules(tree, [p for p in paths if p.endswith(".py")]))
-        checker = Tests.find(tree, paths, test_command, tests, event)
+        checker = Tests.find(tree, paths, test_command, tests, event, warn)
         planted = _plant(tree, base, index, checker, count - n_clean, n_clean, random.Random(seed), event)
         if not planted:
             raise UsageError(f"nothing could be planted in {repo}: no Python code offers a candidate")

@@ -12,6 +12,9 @@ from ..sanitize import one_line
 from .corpus import Case, Corpus
 from .score import CaseScore, ModeSummary, Review, by_case
 
+CHART_NEEDS = "--chart needs matplotlib"
+CHART_FIX = "pip install 'wholerepo[chart]', or leave out --chart"
+
 
 @dataclass(frozen=True)
 class Report:
@@ -52,6 +55,7 @@ def as_json(report: Report) -> dict[str, Any]:
                     "repeat": review.repeat,
                     "status": "failed" if review.error else "done",
                     "error": review.error,
+                    "error_repeats": review.lasting is not None,  # the same options fail the same way
                     "reply_error": review.reply_error,
                     "found": list(score.found_issues) if score else [],
                     "findings": [{**f.as_dict(), "hit": i in hits} for i, f in enumerate(review.findings)],
@@ -66,6 +70,7 @@ def as_json(report: Report) -> dict[str, Any]:
                     "files_sent": review.files_sent,
                     "files_left_out": review.files_left_out,
                     "from_checkpoint": review.cached,
+                    "reply_of": review.reused,  # the mode whose byte-identical request was sent
                     "notes": list(review.notes),
                 }
             )
@@ -217,6 +222,16 @@ def _case_table(report: Report) -> list[str]:
 def _notes(report: Report) -> list[str]:
     notes = list(dict.fromkeys([*report.notes, *(n for r in report.reviews for n in r.notes)]))
     for mode in report.modes:
+        of = {r.case for r in report.reviews if r.mode == mode}
+        same = {r.case: r.reused for r in report.reviews if r.mode == mode and r.reused}
+        if same:
+            other = ", ".join(sorted(set(same.values())))
+            notes.append(
+                f"{mode}: {len(same)} of {len(of)} cases fitted the window the same way as {other}, the"
+                f" same request byte for byte; {other}'s reply is reused for {mode}, not sent again (its"
+                " figures are repeated in both rows)"
+            )
+    for mode in report.modes:
         runs = [r for r in report.reviews if r.mode == mode and r.error is None and r.files_left_out]
         if runs:
             sent = sum(r.files_sent for r in runs) / len(runs)
@@ -233,14 +248,35 @@ def _notes(report: Report) -> list[str]:
             f"{len(unusable)} replies held no usable findings and count as reviews that found nothing"
             f" (first: {unusable[0].case} {unusable[0].mode}: {unusable[0].reply_error})"
         )
+    lasting: dict[str, list[Review]] = {}
     for r in report.failed:
-        notes.append(f"failed, not scored, retried on the next run: {r.case} {r.mode} #{r.repeat}: {r.error}")
+        if r.lasting is not None:
+            lasting.setdefault(r.lasting, []).append(r)
+        else:
+            notes.append(
+                f"failed, not scored, retried on the next run: {r.case} {r.mode} #{r.repeat}: {r.error}"
+            )
+    for cause, runs in lasting.items():  # said once: every run with these options repeats it
+        first = runs[0]
+        notes.append(
+            f"{len(runs)} reviews failed, not scored, and fail again on every run with these options:"
+            f" {cause}; the first, {first.case} {first.mode}: {first.error}"
+        )
     if not notes:
         return []
     return ["", "## Notes", "", *(f"- {one_line(n, 600)}" for n in notes)]
 
 
 # -- chart --------------------------------------------------------------------------------------
+
+
+def check_chart() -> None:
+    """Raise the usage error ``--chart`` gives without matplotlib: asked before any review is
+    sent, so a run does not pay for every review and then fail on the last step."""
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError(CHART_NEEDS, CHART_FIX)
 
 
 def write_chart(report: Report, target: Path) -> None:
@@ -251,7 +287,7 @@ def write_chart(report: Report, target: Path) -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt  # type: ignore[import-not-found,unused-ignore]
     except ImportError as exc:
-        raise UsageError("--chart needs matplotlib", "pip install 'wholerepo[chart]'") from exc
+        raise UsageError(CHART_NEEDS, CHART_FIX) from exc
     modes = [m for m in report.modes if m in report.summaries]
     keys = ("recall", "precision", "f1")
     figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=120)
@@ -280,4 +316,4 @@ def render(report: Report, fmt: str) -> str:
     return as_markdown(report)
 
 
-__all__ = ["Report", "as_json", "as_markdown", "render", "write_chart"]
+__all__ = ["Report", "as_json", "as_markdown", "check_chart", "render", "write_chart"]

@@ -6,8 +6,10 @@ and verified as ``wholerepo review`` does (``ChatModel.complete`` then ``outcome
 
 - ``diff``: only the change, with three lines of context (``reviewer.plan.plan_diff``);
 - ``repo``: the whole repository plus the diff, as ``wholerepo review --base`` sends it;
-- ``fit``: the repository fitted to the window (see ``fit_plan``, the one hook for the fitting
-  feature).
+- ``fit``: the repository fitted into the window by the packer's fitting (``fit_plan``).
+
+A mode whose request is byte-identical to another's (``fit`` and ``repo`` with the default
+``--budget`` and ``--fit``) is not sent twice: it takes that mode's reply, and says so.
 
 Each reply is written to the checkpoint (JSON lines, one record per request, keyed by a hash of
 the exact request, the mode and the repeat) as soon as it arrives. A later run sends only what
@@ -30,20 +32,30 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EndpointError, WholerepoError
-from ..llm.base import ChatModel, ChatRequest, EndpointFailed, NotJSONError, Reply, Usage
+from ..llm.base import (
+    ChatModel,
+    ChatRequest,
+    ContextLengthError,
+    EndpointFailed,
+    NotJSONError,
+    Reply,
+    Usage,
+)
 from ..llm.policy import public_url
 from ..packer import settings_for
 from ..reviewer import Plan, Probe, Window, outcome_of, plan, plan_diff
+from ..reviewer.plan import PromptTooLargeError
 from ..reviewer.result import ReviewResult
 from ..settings import Settings
 from .corpus import Case, Checkout, Corpus, Expected, Workspace
-from .score import DEFAULT_TOLERANCE, Found, Review, pairs
+from .score import DEFAULT_TOLERANCE, MODES, Found, Review, pairs
 
 CHECKPOINT_VERSION = 1
 JUDGE_MAX_TOKENS = 512
 FIT_NOTE = (
-    "fit: the repository fitted to the window (ranked by the import graph, compressed to outlines"
-    " before anything is left out), whatever --budget and --fit say"
+    "fit: the repository fitted into the window by the packer's fitting (--fit compress: when it does"
+    " not fit whole, files ranked by the import graph and compressed to outlines before any is left"
+    " out), whatever --budget and --fit say; repo sends the repository as those flags shape it"
 )
 
 Event = Callable[[str], None]
@@ -73,7 +85,8 @@ class Checkpoint:
         if file is not None:
             file.parent.mkdir(parents=True, exist_ok=True)
             if fresh or not file.exists():
-                self._open("w").close()
+                with self._open("w") as sink:  # the marker a later pack recognises the file by
+                    sink.write(json.dumps({"generator": "wholerepo eval", "kind": "checkpoint"}) + "\n")
 
     def _open(self, mode: str) -> Any:
         assert self.file is not None
@@ -188,6 +201,7 @@ def review_of(
     tool_version: str,
     cached: bool,
     notes: tuple[str, ...] = (),
+    reused: str | None = None,
 ) -> Review:
     """Verify a reply exactly as a review does, and keep what scoring needs."""
     outcome = outcome_of(p, reply, tool_version)
@@ -214,11 +228,30 @@ def review_of(
         reply_error=reply_error,
         cached=cached,
         notes=notes,
+        reused=reused,
     )
 
 
-def failed(case: str, mode: str, repeat: int, error: str, notes: tuple[str, ...] = ()) -> Review:
-    return Review(case=case, mode=mode, repeat=repeat, error=error, notes=notes)
+def failed(
+    case: str,
+    mode: str,
+    repeat: int,
+    error: str,
+    notes: tuple[str, ...] = (),
+    *,
+    lasting: str | None = None,
+) -> Review:
+    return Review(case=case, mode=mode, repeat=repeat, error=error, lasting=lasting, notes=notes)
+
+
+def lasting(exc: WholerepoError) -> str | None:
+    """When ``exc`` comes back on every run with the same options (a request too large for the
+    window, by our count or the endpoint's; a usage or configuration error), its cause and fix
+    without one case's figures; None for the endpoint's other failures, which may pass."""
+    if isinstance(exc, EndpointError) and not isinstance(exc, (PromptTooLargeError, ContextLengthError)):
+        return None
+    cause = exc.message.partition(": ")[0]
+    return " ".join(f"{cause} ({exc.hint})".split()) if exc.hint else cause
 
 
 # -- the judge ----------------------------------------------------------------------------------
@@ -292,6 +325,15 @@ async def judged(
 
 
 @dataclass(frozen=True)
+class Planned:
+    """One mode's request for a case."""
+
+    mode: str
+    plan: Plan
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Job:
     case: Case
     mode: str
@@ -299,6 +341,24 @@ class Job:
     plan: Plan
     key: str
     notes: tuple[str, ...]
+    also: tuple[Planned, ...] = ()  # modes whose request is byte-identical: they take this reply
+
+
+def same_request(a: Plan, b: Plan) -> bool:
+    return a.model == b.model and a.request() == b.request()
+
+
+def shared(planned: Sequence[Planned]) -> list[tuple[Planned, tuple[Planned, ...]]]:
+    """Each distinct request once, with the modes that send exactly it too (``repo`` first, so a
+    ``fit`` identical to it takes ``repo``'s reply and checkpoint record)."""
+    groups: list[tuple[Planned, list[Planned]]] = []
+    for p in sorted(planned, key=lambda p: MODES.index(p.mode) if p.mode in MODES else len(MODES)):
+        group = next((g for g in groups if same_request(g[0].plan, p.plan)), None)
+        if group is None:
+            groups.append((p, []))
+        else:
+            group[1].append(p)
+    return [(first, tuple(rest)) for first, rest in groups]
 
 
 @dataclass
@@ -325,11 +385,18 @@ async def evaluate(
     reviews: list[Review] = []
     queue: asyncio.Queue[Job | None] = asyncio.Queue(maxsize=max(2, ev.jobs * 2))
 
+    said: set[str] = set()  # lasting errors already given in full: every review repeats them
+
     async def finish(case: Case, review: Review) -> None:
         if ev.judge is not None and review.scored and review.findings and case.expected:
             review = replace(review, judged=await judged(ev.judge, checkpoint, case, review, ev.tolerance))
         reviews.append(review)
-        event(_event_line(review))
+        if review.lasting is not None and review.lasting in said:
+            event(f"{_head(review)}: failed: {review.lasting.partition(' (')[0]}, as above")
+        else:
+            event(_event_line(review))
+        if review.lasting is not None:
+            said.add(review.lasting)
 
     async def worker() -> None:
         while True:
@@ -345,68 +412,78 @@ async def evaluate(
 
     async def send(job: Job) -> None:
         started = time.monotonic()
+        members = (Planned(job.mode, job.plan, job.notes), *job.also)
         try:
             reply = await ev.chat.complete(job.plan.request())
         except EndpointError as exc:
             error = _endpoint_failure(exc, job.plan)
             checkpoint.put(_record(job, "failed", error=error))
-            await finish(job.case, failed(job.case.id, job.mode, job.repeat, error, job.notes))
+            for m in members:
+                review = failed(job.case.id, m.mode, job.repeat, error, m.notes, lasting=lasting(exc))
+                await finish(job.case, replace(review, reused=None if m.mode == job.mode else job.mode))
             return
         latency = time.monotonic() - started
         checkpoint.put(_record(job, "done", reply=reply_record(reply), latency=latency))
-        review = review_of(
-            job.plan,
-            reply,
-            case=job.case.id,
-            mode=job.mode,
-            repeat=job.repeat,
-            latency=latency,
-            tool_version=ev.tool_version,
-            cached=False,
-            notes=job.notes,
-        )
-        await finish(job.case, review)
+        for m in members:
+            review = review_of(
+                m.plan,
+                reply,
+                case=job.case.id,
+                mode=m.mode,
+                repeat=job.repeat,
+                latency=latency,
+                tool_version=ev.tool_version,
+                cached=False,
+                notes=m.notes,
+                reused=None if m.mode == job.mode else job.mode,
+            )
+            await finish(job.case, review)
 
-    async def fail(case: Case, modes: Sequence[str], error: str) -> None:
+    async def fail(case: Case, modes: Sequence[str], exc: WholerepoError) -> None:
         for mode in modes:
             for r in range(1, ev.repeat + 1):
-                await finish(case, failed(case.id, mode, r, error))
+                await finish(case, failed(case.id, mode, r, exc.one_line(), lasting=lasting(exc)))
 
     async def produce(case: Case) -> None:
         """Check the case out, plan each mode, and reuse or queue each request."""
         try:
             checkout = await asyncio.to_thread(space.checkout, corpus, case)
         except WholerepoError as exc:
-            await fail(case, ev.modes, exc.one_line())
+            await fail(case, ev.modes, exc)
             return
         try:
             settings = settings_for(checkout.path, ev.flags)
+            planned = []
             for mode in ev.modes:
                 try:
                     p, notes = await asyncio.to_thread(plan_mode, mode, checkout, settings, ev.probe)
                 except WholerepoError as exc:
-                    await fail(case, (mode,), exc.one_line())
+                    await fail(case, (mode,), exc)
                     continue
+                planned.append(Planned(mode, p, notes))
+            for first, also in shared(planned):
                 for r in range(1, ev.repeat + 1):
-                    key = request_key(p, mode, r)
+                    key = request_key(first.plan, first.mode, r)
                     record = checkpoint.done(key)
                     if record is None:
-                        await queue.put(Job(case, mode, r, p, key, notes))
+                        await queue.put(Job(case, first.mode, r, first.plan, key, first.notes, also))
                         continue
-                    review = review_of(
-                        p,
-                        reply_from(record.get("reply") or {}),
-                        case=case.id,
-                        mode=mode,
-                        repeat=r,
-                        latency=record.get("latency_s"),
-                        tool_version=ev.tool_version,
-                        cached=True,
-                        notes=notes,
-                    )
-                    await finish(case, review)
+                    for m in (first, *also):
+                        review = review_of(
+                            m.plan,
+                            reply_from(record.get("reply") or {}),
+                            case=case.id,
+                            mode=m.mode,
+                            repeat=r,
+                            latency=record.get("latency_s"),
+                            tool_version=ev.tool_version,
+                            cached=True,
+                            notes=m.notes,
+                            reused=None if m is first else first.mode,
+                        )
+                        await finish(case, review)
         except WholerepoError as exc:  # the case's settings
-            await fail(case, ev.modes, exc.one_line())
+            await fail(case, ev.modes, exc)
         finally:
             space.release(checkout)
 
@@ -442,8 +519,12 @@ def _endpoint_failure(exc: EndpointError, p: Plan) -> str:
     return text
 
 
+def _head(review: Review) -> str:
+    return f"{review.case} {review.mode}" + (f" #{review.repeat}" if review.repeat > 1 else "")
+
+
 def _event_line(review: Review) -> str:
-    head = f"{review.case} {review.mode}" + (f" #{review.repeat}" if review.repeat > 1 else "")
+    head = _head(review)
     if review.error is not None:
         return f"{head}: failed: {review.error}"
     text = f"{head}: {len(review.findings)} verified"
@@ -452,6 +533,8 @@ def _event_line(review: Review) -> str:
     text += f"; {review.prompt_tokens:,} prompt tokens"
     if review.latency_s is not None:
         text += f", {review.latency_s:.1f} s"
+    if review.reused:
+        text += f" ({review.reused}'s reply: the same request)"
     if review.cached:
         text += " (from the checkpoint)"
     if review.reply_error:

@@ -59,8 +59,11 @@ class Review:
     """One review of one case in one mode (one repeat): what was found and what it cost.
 
     ``error`` set: the review failed (the endpoint, a prompt that cannot fit): it is not scored
-    and the next run tries it again. ``reply_error`` set: the endpoint answered but the reply held
-    no usable findings: scored as a review that found nothing.
+    and the next run tries it again. ``lasting``: the error comes back on every run with the same
+    options (a prompt that does not fit, a usage error), so "run it again" is no advice; it holds
+    the error's cause and fix without this case's figures, to group the reviews it failed.
+    ``reply_error`` set: the endpoint answered but the reply held no usable findings: scored as a
+    review that found nothing.
     """
 
     case: str
@@ -78,6 +81,8 @@ class Review:
     files_left_out: int = 0  # files that did not fit the window
     reply_error: str | None = None
     error: str | None = None
+    lasting: str | None = None
+    reused: str | None = None  # the mode whose reply this is: its request was byte-identical
     cached: bool = False
     judged: tuple[tuple[int, int, bool], ...] = ()  # (finding, expected issue, same issue?)
     notes: tuple[str, ...] = ()

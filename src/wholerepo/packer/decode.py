@@ -33,19 +33,20 @@ _PACK_INTRO = re.compile(  # every pack style's introduction, a line of its own 
     re.MULTILINE,
 )
 _JSON_MARKERS = (
-    b'"generator": "wholerepo"',  # manifests, JSON reports, dry-run JSON
+    b'"generator": "wholerepo"',  # manifests, JSON reports, dry-run JSON, audit plans and shards,
+    b'"generator": "wholerepo eval"',  # eval checkpoints (their first line); eval's JSON reports
     b'"id": "wholerepo/',  # SARIF reports (automationDetails)
 )
 
 
 def is_own_output(data: bytes) -> bool:
-    """Whether bytes are a pack, manifest or report that wholerepo wrote."""
+    """Whether bytes are a pack, manifest, report, plan or checkpoint that wholerepo wrote."""
     head = data[:1024]
-    if head.startswith(b"# wholerepo review\n"):
+    if head.startswith((b"# wholerepo review\n", b"# wholerepo audit\n", b"# wholerepo eval: ")):
         return True
     if _PACK_INTRO.search(head, 0, 512):
         return True
-    if not head.lstrip().startswith(b"{"):  # the others are JSON documents
+    if not head.lstrip().startswith((b"{", b"[")):  # the others are JSON (an audit plan is a list)
         return False
     if any(marker in head for marker in _JSON_MARKERS):
         return True

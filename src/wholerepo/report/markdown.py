@@ -88,6 +88,7 @@ def _context(result: ReviewResult) -> dict[str, Any]:
     ]
     summary = markdown_text(result.summary, 20_000).strip()
     return {
+        "command": "audit" if result.command == "audit" else "review",
         "partial": result.partial,
         "partial_reason": markdown_inline(result.partial_reason or "the reply was cut off", 500),
         "summary": blockquote(summary) if summary else "",
@@ -156,7 +157,10 @@ def _finding_view(f: Finding) -> dict[str, Any]:
         "language": language_of(f.path),
         "suggestion": blockquote(suggestion) if suggestion else "",
         "fingerprint": f.fingerprint,
-        "also": [markdown_inline(t, 300) or "(untitled)" for t in f.merged_titles],
+        # The duplicates' other titles, each once (the count is in meta).
+        "also": list(
+            dict.fromkeys(markdown_inline(t, 300) or "(untitled)" for t in f.merged_titles if t != f.title)
+        ),
     }
 
 

@@ -41,6 +41,7 @@ class ReviewResult:
     warnings: tuple[str, ...] = ()
     not_sent: tuple[NotSent, ...] = ()
     unanchored: tuple[Unverified, ...] = ()  # may be true, place not confirmed: never shown as verified
+    command: str = "review"  # "audit" for an audit's merged result: the Markdown report's title
 
     @property
     def merged(self) -> int:

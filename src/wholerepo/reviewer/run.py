@@ -40,6 +40,7 @@ from .result import ReviewResult
 T = TypeVar("T")
 # The endpoint's prompt count may differ from ours by this share before we warn.
 DRIFT_THRESHOLD = 0.01
+DRIFT_PREFIX = "the endpoint counted "  # how drift_warning starts: an audit merges the shards' ones
 HEARTBEAT = 60.0  # seconds between "still waiting" lines while the model thinks
 
 
@@ -302,7 +303,7 @@ def drift_warning(endpoint_tokens: int | None, ours: int, tokenizer: str, model:
     name = model.rsplit("/", 1)[-1].lower()
     matching = next((t for prefix, t in _FAMILY_TOKENIZERS if name.startswith(prefix)), None)
     text = (
-        f"the endpoint counted {endpoint_tokens:,} prompt tokens where wholerepo counted {ours:,}"
+        f"{DRIFT_PREFIX}{endpoint_tokens:,} prompt tokens where wholerepo counted {ours:,}"
         f" ({tokenizer}, {100 * gap / ours:+.1f}%)"
     )
     if matching is not None and matching != tokenizer:
