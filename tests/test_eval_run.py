@@ -373,7 +373,9 @@ def test_an_error_every_run_repeats_is_said_once_with_its_fix_not_run_again(
 ) -> None:
     out = tmp_path / "eval.json"
     with FakeOpenAI() as server:
-        result = run_eval(server, corpus, "--context-window", "4000", "-o", str(out))
+        # An output limit the window cannot hold, given on purpose (by default it is a quarter of it).
+        small = ("--context-window", "4000", "--max-output-tokens", "32768")
+        result = run_eval(server, corpus, *small, "-o", str(out))
         assert server.chats == []  # nothing fits: nothing is sent
     assert result.exit_code == 3, result.stderr
     assert "run the same command again to retry" not in result.stderr, result.stderr
@@ -387,7 +389,7 @@ def test_an_error_every_run_repeats_is_said_once_with_its_fix_not_run_again(
     data = report(out)
     assert all(r["error_repeats"] for c in data["cases"] for r in c["reviews"])
     with FakeOpenAI() as server:  # the next run fails the same way; the report says it once
-        again = run_eval(server, corpus, "--context-window", "4000", "-o", str(tmp_path / "eval.md"))
+        again = run_eval(server, corpus, *small, "-o", str(tmp_path / "eval.md"))
         assert server.chats == []
     assert again.exit_code == 3
     notes = (tmp_path / "eval.md").read_text().split("## Notes", 1)[1]

@@ -148,7 +148,8 @@ def audit_all(ctx: click.Context, /, **params: Any) -> None:
     \b
     Exit codes: 0 done, 1 a verified finding at or above --fail-on, 2 usage error, 3 a shard
     failed (the finished shards' findings are in the report; --resume sends only the rest),
-    130 interrupted (the same).
+    130 interrupted or 143 terminated (the same), 70 an internal error (a bug: --debug shows
+    the traceback).
 
     \b
     Examples:
@@ -248,7 +249,7 @@ def audit_run(ctx: click.Context, /, **params: Any) -> None:
 
     \b
     Exit codes: 0 done, 2 the plan does not match this checkout or these options, 3 the shard
-    failed (its file says so; merge names it), 130 interrupted.
+    failed (its file says so; merge names it), 130 interrupted or 143 terminated.
 
     \b
     Examples:

@@ -15,7 +15,7 @@ import click
 
 from .errors import echo_err, handled_errors
 from .groups import DefaultCommand, DefaultGroup
-from .options import dash_is_stdout, flag_overrides, print_warnings
+from .options import dash_is_stdout, flag_overrides, plural, print_warnings
 from .review import review_command
 
 MODES = ("diff", "repo", "fit")
@@ -128,7 +128,8 @@ def eval_command(ctx: click.Context, /, **params: Any) -> None:
     \b
     Exit codes: 0 every review done, 2 usage or corpus error, 3 some reviews failed (the report
     is written; run again to retry them, or, for a prompt that does not fit, change the options
-    the error names), 130 interrupted (finished reviews kept).
+    the error names), 130 interrupted or 143 terminated (finished reviews kept), 70 an internal
+    error (a bug: --debug shows the traceback).
 
     \b
     Examples:
@@ -222,7 +223,8 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
                 judge = Judge(judge_chat, public_url(judge_endpoint.base_url))
             if not quiet:
                 event(
-                    f"{len(cases)} cases x {len(modes)} modes x {params['repeat']} to {found.model}"
+                    f"{plural(len(cases), 'case')} x {plural(len(modes), 'mode')} x {params['repeat']}"
+                    f" to {found.model}"
                     f" ({found.window.tokens:,}-token window, {found.window.label});"
                     f" checkpoint {checkpoint_file}"
                 )

@@ -433,7 +433,8 @@ def _corpus(
     return {
         "name": f"{repo.resolve().name}-planted",
         "description": (
-            f"{bugs} planted bugs ({cross} cross-file) and {len(planted) - bugs} clean refactors,"
+            f"{bugs} planted bug{'' if bugs == 1 else 's'} ({cross} cross-file) and"
+            f" {len(planted) - bugs} clean refactor{'' if len(planted) - bugs == 1 else 's'},"
             f" seed {seed}; {checker.note or 'each checked against the tests'}"
         ),
         "source": (
