@@ -717,10 +717,15 @@ def tags_in(titles: Any) -> frozenset[int]:
     return frozenset(int(m) for t in titles for m in _TAG.findall(t))
 
 
+def merged_tags(title: str, titles: Any) -> frozenset[int]:
+    """The merged duplicates' other titles (Markdown shows each once, and not the finding's own)."""
+    return tags_in(titles) - {tag(title)}
+
+
 def rows_from_json(data: dict[str, Any]) -> tuple[set[Row], set[int], set[int]]:
     verified = {
         (tag(f["title"]), f["path"], f["start_line"], f["end_line"], f["location"],
-         tags_in(f["merged_titles"]))
+         merged_tags(f["title"], f["merged_titles"]))
         for f in data["verified"]
     }  # fmt: skip
     return (
@@ -742,7 +747,7 @@ def rows_from_sarif(doc: dict[str, Any]) -> set[Row]:
                 region["startLine"],
                 region["endLine"],
                 result["properties"]["location"],
-                tags_in(result["properties"].get("merged_titles", [])),
+                merged_tags(result["message"]["text"], result["properties"].get("merged_titles", [])),
             )
         )
     return rows
@@ -774,7 +779,7 @@ def rows_from_markdown(md: str) -> tuple[set[Row], set[int], set[int]]:
 
 def rows_from_verification(v: Verification) -> tuple[set[Row], set[int], set[int]]:
     verified = {
-        (tag(f.title), f.path, f.start_line, f.end_line, f.location, tags_in(f.merged_titles))
+        (tag(f.title), f.path, f.start_line, f.end_line, f.location, merged_tags(f.title, f.merged_titles))
         for f in v.verified
     }
     return (

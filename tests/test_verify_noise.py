@@ -173,7 +173,7 @@ def test_markdown_sarif_and_json_agree_through_the_cli(
     assert len(verified) > 40 and len(unanchored) > 5 and len(unverified) > 5
     assert not ({r[0] for r in verified} & unanchored) and not (unanchored & unverified)
     # Counts agree too, and every finding of the reply is accounted for exactly once.
-    merged = sum(len(r[5]) for r in verified)
+    merged = sum(len(f["merged_titles"]) for f in data["verified"])  # same-title duplicates too
     assert data["merged"] == merged == doc["runs"][0]["properties"]["merged_findings"]
     assert doc["runs"][0]["properties"]["unanchored_findings"] == len(data["unanchored"])
     assert len(data["verified"]) + merged + len(data["unanchored"]) + len(data["unverified"]) == len(items)
