@@ -124,9 +124,11 @@ def _sending_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-@click.group("audit", cls=_AuditGroup)
+@click.group("audit", cls=_AuditGroup, short_help="Audit a repository far larger than one window, in shards.")
 def audit_command() -> None:
-    """Audit a repository far larger than one window (its help is the default command's)."""
+    """Audit a repository far larger than one window: shards, reviewed concurrently, merged.
+
+    Its --help is the default command's (audit PATH), then plan, run and merge."""
 
 
 @audit_command.command(DEFAULT, cls=DefaultCommand, hidden=True, usage="[PATH] [OPTIONS]")

@@ -32,7 +32,7 @@ class EvalGroup(DefaultGroup):
     default = RUN
 
 
-@click.group("eval", cls=EvalGroup)
+@click.group("eval", cls=EvalGroup, short_help="Measure review quality on planted and real bugs.")
 def eval_group() -> None:
     """Measure review quality on a corpus of changes with known issues."""
 

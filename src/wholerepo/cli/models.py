@@ -13,7 +13,7 @@ from .options import flag_overrides, print_warnings
 MODELS_TIMEOUT = 20.0  # `wholerepo models` answers quickly or not at all
 
 
-@click.command("models")
+@click.command("models", short_help="List the models the endpoint serves, with their windows.")
 @click.option(
     "--base-url",
     metavar="URL",

@@ -32,7 +32,7 @@ REUSED = (
 )
 
 
-@click.command("pr-review")
+@click.command("pr-review", short_help="Review a pull request and comment on it (the GitHub Action).")
 @review_pack_options
 @click.option("--repo", metavar="OWNER/NAME", default=None, help="Run outside Actions: the repository.")
 @click.option(

@@ -25,7 +25,7 @@ from .options import (
 )
 
 
-@click.command("review")
+@click.command("review", short_help="Review a whole repository; verified findings out.")
 @review_pack_options
 @click.option(
     "--base-url",
