@@ -518,3 +518,22 @@ def test_the_planner_compresses_before_it_leaves_out_when_the_note_is_paid_once(
     assert set(choice) == {o.path for o in options}
     assert choice["m0.py"] == plan.FULL and choice["m5.py"] == plan.COMPRESSED
     assert assemble(choice) <= 400
+
+
+def test_a_pass_that_overshoots_tries_again_with_less_instead_of_giving_up() -> None:
+    # b.py's tree line costs more than estimated (new directories, say): the first choice is
+    # trimmed of it, and every later pass, estimating the same, would add it back and overshoot.
+    options = [
+        plan.Option("a.py", 100, None, 5),
+        plan.Option("deep/er/b.py", 40, None, 5),
+        plan.Option("c.py", 8, None, 5),
+        plan.Option("d.py", 8, None, 5),
+    ]
+    estimated = _exact(options, frame=50, note=0)
+
+    def assemble(choice: Mapping[str, str]) -> int:
+        return estimated(choice) + (5 if "deep/er/b.py" in choice else 0)
+
+    choice = plan.plan(options, 200, 50, False, assemble)
+    assert choice == {"a.py": plan.FULL, "c.py": plan.FULL, "d.py": plan.FULL}
+    assert assemble(choice) <= 200
