@@ -45,6 +45,23 @@ def test_cut_keeps_tests_with_their_module_and_every_file_once() -> None:
     assert shard.cut(sizes, 130, _sum_fits(sizes, 130), graph) == cut  # deterministic
 
 
+def test_cut_keeps_a_test_with_the_module_its_name_names_though_it_imports_only_a_fixture() -> None:
+    # pytest's own layout: testing/test_x.py reaches src/_pytest/x.py through the pytester
+    # fixture, and the modules import each other, so import clusters alone would split them.
+    mods = [f"m{i}" for i in range(8)]
+    sizes = {f"src/pkg/{m}.py": 20 for m in mods} | {"src/pkg/fixture.py": 20}
+    sizes |= {f"testing/test_{m}.py": 15 for m in mods}  # with its module: an atom (a third)
+    imports = {f"src/pkg/{m}.py": [f"src/pkg/{n}.py" for n in mods if n != m] for m in mods}
+    imports |= {f"testing/test_{m}.py": ["src/pkg/fixture.py"] for m in mods}
+    graph = _graph(sizes, imports)
+    cut = shard.cut(sizes, 120, _sum_fits(sizes, 120), graph)
+    where = {p: i for i, s in enumerate(cut.shards) for p in s}
+    assert sorted(where) == sorted(sizes)
+    for m in mods:
+        assert where[f"testing/test_{m}.py"] == where[f"src/pkg/{m}.py"], cut.shards
+    assert all(sum(sizes[p] for p in s) <= 120 for s in cut.shards)
+
+
 def test_cut_fills_shards_and_keeps_directories_whole_where_it_can() -> None:
     sizes = {f"a/{i}.py": 20 for i in range(4)} | {f"b/{i}.py": 20 for i in range(4)}
     sizes |= {f"c/{i}.py": 35 for i in range(2)}
