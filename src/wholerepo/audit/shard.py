@@ -9,10 +9,11 @@
    implementation: graph.py edges of weight >= ``TIGHT``) are joined, strongest edges first, up to
    ``ATOM_SHARE`` of a shard; an atom is never split.
 3. **Hierarchical next-fit.** The directory tree is walked in path order. A directory (or an
-   atom) goes into the current shard whole when it fits; when it does not and the shard is filled
-   less than ``FILL``, it is opened and its parts fill the shard (a file or an atom that does not fit waits
-   for the next shard while the files after it in the same directory fill this one); otherwise the
-   shard is closed and the directory starts the next one. So directories and atoms stay whole
+   atom) goes into the current shard whole when it fits; when a directory does not and the shard
+   is filled less than ``FILL``, it is opened and its parts fill the shard (an atom that does not
+   fit waits for the next shard while the ones after it in the same directory fill this one; an
+   atom is opened only when no shard can hold it); otherwise the shard is closed and the
+   directory starts the next one. So directories and atoms stay whole
    where the budget allows, and shards are filled to ``FILL`` where the files' sizes allow.
 4. **Exact.** Sizes are estimates while walking (a file's exact section tokens plus its line in
    the shard's tree); a shard is closed by ``fits``, the exact count of its assembled text, and
