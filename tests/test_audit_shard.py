@@ -71,6 +71,17 @@ def test_cut_fills_shards_and_keeps_directories_whole_where_it_can() -> None:
     assert all(f >= 0.9 for f in fills[:-1]), fills
 
 
+def test_a_small_last_shard_joins_an_earlier_one_with_room_for_it() -> None:
+    sizes = {"a/0.py": 45, "a/1.py": 45, "b/0.py": 48, "b/1.py": 48, "c/x.py": 5}
+    cut = shard.cut(sizes, 100, _sum_fits(sizes, 100))
+    # The walk closes a/ at 90 and b/ at 96; c/ would be a third request of 5 tokens.
+    assert cut.shards == (("a/0.py", "a/1.py", "c/x.py"), ("b/0.py", "b/1.py"))
+    assert shard.cut(sizes, 99, _sum_fits(sizes, 99)).shards == cut.shards
+    # No shard with room for it: it stays a shard of its own.
+    larger = sizes | {"c/x.py": 11}
+    assert len(shard.cut(larger, 100, _sum_fits(larger, 100)).shards) == 3
+
+
 def test_collapsed_tree_counts_the_folded_directories() -> None:
     paths = ["README.md", "pkg/a/x.py", "pkg/a/y.py", "pkg/b.py", "z/deep/er/f.txt"]
     assert collapsed_tree(paths, 0) == "README.md\npkg/ (3 files)\nz/ (1 file)\n"

@@ -39,6 +39,7 @@ TIGHT = 0.5  # graph.py: 1.0 an import, 0.5 header -> implementation, <= 0.25 sh
 ATOM_SHARE = 1 / 3  # the largest atom, as a share of a shard
 FILL = 0.9  # a shard filled less than this opens the next directory to fill itself
 TESTS_DIR = "\uffff"  # joins a moved test's name to its module's: sorted right after it
+JOIN_TRIES = 4  # earlier shards the last one tries to join (each an exact count)
 SUBJECT = 10.0  # the weight of a moved test's edge to its module: above any import cluster's
 
 
@@ -299,6 +300,28 @@ class _Packer:
     def finish(self) -> None:
         while self.current:
             self.close()
+        self._join_remainder()
+
+    def _join_remainder(self) -> None:
+        """The walk's last shard, often a small remainder, joins an earlier shard with room for
+        all of it (the tightest first, a few tried): one request fewer, each sending the map."""
+        if len(self.shards) < 2:
+            return
+        last = self.shards[-1]
+        size = sum(self.sizes[p] for p in last)
+        spare = sorted((self.cap - sum(self.sizes[p] for p in s), i) for i, s in enumerate(self.shards[:-1]))
+        tried = 0
+        for room, i in spare:
+            if room < size:
+                continue
+            if tried == JOIN_TRIES:
+                return
+            tried += 1
+            joined = (*self.shards[i], *last)
+            if self.fits(joined):
+                self.shards[i] = joined
+                self.shards.pop()
+                return
 
 
 def tree_cost(path: str) -> int:
