@@ -71,6 +71,23 @@ def test_cut_fills_shards_and_keeps_directories_whole_where_it_can() -> None:
     assert all(f >= 0.9 for f in fills[:-1]), fills
 
 
+def test_cut_keeps_a_go_test_with_the_file_it_tests_in_the_same_package() -> None:
+    # One Go package: every file of the directory shares names, none imports another.
+    names = ["args", "command", "completions", "flag_groups"]
+    sizes = {f"{n}.go": 20 for n in names} | {f"{n}_test.go": 15 for n in names}
+    sizes |= {"cobra.go": 20}
+    edges = {f"{a}.go": [f"{b}.go" for b in names if b != a] for a in names}
+    graph = Graph(sorted(sizes))
+    for src, targets in edges.items():
+        for dst in targets:
+            graph.add(src, dst, 0.25, imported=False)  # shared names, below TIGHT
+    cut = shard.cut(sizes, 120, _sum_fits(sizes, 120), graph)  # a pair: at most a third
+    where = {p: i for i, s in enumerate(cut.shards) for p in s}
+    assert sorted(where) == sorted(sizes)
+    for n in names:
+        assert where[f"{n}_test.go"] == where[f"{n}.go"], cut.shards
+
+
 def test_a_small_last_shard_joins_an_earlier_one_with_room_for_it() -> None:
     sizes = {"a/0.py": 45, "a/1.py": 45, "b/0.py": 48, "b/1.py": 48, "c/x.py": 5}
     cut = shard.cut(sizes, 100, _sum_fits(sizes, 100))

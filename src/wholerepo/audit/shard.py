@@ -122,6 +122,15 @@ _TEST_AFFIXES = (
 )
 
 
+def _named(name: str) -> str | None:
+    """The file name a test's name names (``x.py`` for ``test_x.py``), if it names one."""
+    for affix in _TEST_AFFIXES:
+        m = affix.fullmatch(name)
+        if m is not None:
+            return m["s"] + m["e"]
+    return None
+
+
 def _subject(name: str, targets: Sequence[str], by_name: Mapping[str, list[str]]) -> str | None:
     """The source file a test's name names: among its imports, else the repository's only one."""
     for affix in _TEST_AFFIXES:
@@ -200,12 +209,16 @@ def _atoms(
                 if dst in names:
                     pair = (src, dst) if src < dst else (dst, src)
                     edges[pair] = edges.get(pair, 0.0) + weight
-        # A test moved here joins what it tests first, even when it reaches its module only
-        # through a fixture or the public package: import clusters would otherwise take the room.
+        # A test joins what it tests first (one moved here, or x_test.go beside x.go), even when
+        # it reaches its module only through a fixture or the package: import clusters would
+        # otherwise take the room.
         by_name = {name: path for name, path in files}
         for name, path in files:
-            subject = by_name.get(name.partition(TESTS_DIR)[0]) if TESTS_DIR in name else None
-            if subject is not None:
+            if TESTS_DIR in name:
+                subject = by_name.get(name.partition(TESTS_DIR)[0])
+            else:
+                subject = by_name.get(_named(name) or "") if role(path)[0] == "test" else None
+            if subject is not None and subject != path:
                 pair = (subject, path) if subject < path else (path, subject)
                 edges[pair] = edges.get(pair, 0.0) + SUBJECT  # joined before import clusters grow
         for (a, b), weight in sorted(edges.items(), key=lambda e: (-e[1], e[0])):
