@@ -537,3 +537,27 @@ def test_a_pass_that_overshoots_tries_again_with_less_instead_of_giving_up() -> 
     choice = plan.plan(options, 200, 50, False, assemble)
     assert choice == {"a.py": plan.FULL, "c.py": plan.FULL, "d.py": plan.FULL}
     assert assemble(choice) <= 200
+
+
+def test_a_line_too_long_to_fit_stays_elided_and_the_lines_after_it_fill_the_budget(
+    hf: HFTokenizer, make_repo: MakeRepo
+) -> None:
+    # Each file's first elided line is a data blob larger than the room left: shown again from
+    # the top, nothing after it could come back and most of the budget stayed unused.
+    body = "".join(f"def f{i}(a, b):\n    x = a + b\n    y = x * 2\n    return y\n\n" for i in range(300))
+    blob = "xy " * 50000
+    files: dict[str, str | bytes] = {
+        "longdef.py": f"def g(a):\n    return '{blob}'\n" + body,
+        "longfirst.dat": f"# {blob}\n" + "".join(f"line {i} of data\n" for i in range(400)),
+        "other.py": body,
+    }
+    root = make_repo(files)
+    result = wholerepo.pack(root, cache=False, budget=20000, line_numbers="all")
+    exact = hf_count(hf, result.text)
+    assert exact == result.prompt_tokens <= 20000
+    assert exact >= 0.95 * 20000
+    longdef = result.file("longdef.py")
+    assert longdef is not None and longdef.status == "compressed"
+    assert (2, 2) in longdef.elided  # the blob
+    assert "\n3|def f0(a, b):\n" in result.text  # and what follows it, at its own number
+    assert blob not in result.text
