@@ -518,3 +518,46 @@ def test_the_planner_compresses_before_it_leaves_out_when_the_note_is_paid_once(
     assert set(choice) == {o.path for o in options}
     assert choice["m0.py"] == plan.FULL and choice["m5.py"] == plan.COMPRESSED
     assert assemble(choice) <= 400
+
+
+def test_a_pass_that_overshoots_tries_again_with_less_instead_of_giving_up() -> None:
+    # b.py's tree line costs more than estimated (new directories, say): the first choice is
+    # trimmed of it, and every later pass, estimating the same, would add it back and overshoot.
+    options = [
+        plan.Option("a.py", 100, None, 5),
+        plan.Option("deep/er/b.py", 40, None, 5),
+        plan.Option("c.py", 8, None, 5),
+        plan.Option("d.py", 8, None, 5),
+    ]
+    estimated = _exact(options, frame=50, note=0)
+
+    def assemble(choice: Mapping[str, str]) -> int:
+        return estimated(choice) + (5 if "deep/er/b.py" in choice else 0)
+
+    choice = plan.plan(options, 200, 50, False, assemble)
+    assert choice == {"a.py": plan.FULL, "c.py": plan.FULL, "d.py": plan.FULL}
+    assert assemble(choice) <= 200
+
+
+def test_a_line_too_long_to_fit_stays_elided_and_the_lines_after_it_fill_the_budget(
+    hf: HFTokenizer, make_repo: MakeRepo
+) -> None:
+    # Each file's first elided line is a data blob larger than the room left: shown again from
+    # the top, nothing after it could come back and most of the budget stayed unused.
+    body = "".join(f"def f{i}(a, b):\n    x = a + b\n    y = x * 2\n    return y\n\n" for i in range(300))
+    blob = "xy " * 50000
+    files: dict[str, str | bytes] = {
+        "longdef.py": f"def g(a):\n    return '{blob}'\n" + body,
+        "longfirst.dat": f"# {blob}\n" + "".join(f"line {i} of data\n" for i in range(400)),
+        "other.py": body,
+    }
+    root = make_repo(files)
+    result = wholerepo.pack(root, cache=False, budget=20000, line_numbers="all")
+    exact = hf_count(hf, result.text)
+    assert exact == result.prompt_tokens <= 20000
+    assert exact >= 0.95 * 20000
+    longdef = result.file("longdef.py")
+    assert longdef is not None and longdef.status == "compressed"
+    assert (2, 2) in longdef.elided  # the blob
+    assert "\n3|def f0(a, b):\n" in result.text  # and what follows it, at its own number
+    assert blob not in result.text

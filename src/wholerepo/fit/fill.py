@@ -118,44 +118,77 @@ class Filler:
             self._set(path, plan.FULL, None)
             return
         hidden = elided_lines(c.elided)
+        too_long = self._too_long(text, c.elided, allowance)
         forms: dict[int, tuple[str, int]] = {}
 
         def tokens(restored: int) -> int:  # the first ``restored`` elided lines shown again
             if restored not in forms:
-                forms[restored] = self._section(path, text, show_first(c.elided, restored))
+                forms[restored] = self._section(path, text, show_first(c.elided, restored, too_long))
             return forms[restored][1]
 
-        best = self._largest(hidden, tokens, allowance)
+        best = self._largest(hidden - len(too_long), tokens, allowance)
         if best:
             section, n = forms[best]
             note = f"{best} of its {hidden} elided lines shown again to fill the budget"
             note = f"{c.note}; {note}" if c.note else note
-            self.compressed[path] = Compressed(section, n, show_first(c.elided, best), c.method, note)
+            elided = show_first(c.elided, best, too_long)
+            self.compressed[path] = Compressed(section, n, elided, c.method, note)
 
     def _head(self, path: str, text: str, allowance: int) -> None:
         total = text.count("\n") + (0 if text.endswith("\n") or not text else 1)
         if total < 2 or allowance <= 0:
             return
+        whole = ((1, total),)
+        too_long = self._too_long(text, whole, allowance)
         forms: dict[int, tuple[str, int]] = {}
 
         def tokens(kept: int) -> int:  # the first ``kept`` + 1 lines
             if kept not in forms:
-                forms[kept] = self._section(path, text, ((kept + 2, total),))
+                forms[kept] = self._section(path, text, show_first(whole, kept + 1, too_long))
             return forms[kept][1]
 
-        best = self._largest(total - 1, tokens, allowance)
+        best = self._largest(total - len(too_long) - 1, tokens, allowance)
         if best is not None:
             section, n = forms[best]
             note = "cut to fit what was left of the budget"
-            self._set(path, plan.COMPRESSED, Compressed(section, n, ((best + 2, total),), "head", note))
+            elided = show_first(whole, best + 1, too_long)
+            self._set(path, plan.COMPRESSED, Compressed(section, n, elided, "head", note))
+
+    def _too_long(self, text: str, elided: tuple[Range, ...], allowance: int) -> frozenset[int]:
+        """The elided lines that alone cost more than ``allowance`` (a minified line, a data blob):
+        they stay elided, and the lines after them are shown again in their stead."""
+        lines = text.split("\n")
+        # A token is at least one character but for rare scripts: only lines longer than the
+        # allowance are counted.
+        long = [
+            n for a, b in elided for n in range(a, min(b, len(lines)) + 1) if len(lines[n - 1]) > allowance
+        ]
+        if not long:
+            return frozenset()
+        counts = self.count([lines[n - 1] for n in long])
+        return frozenset(n for n, tokens in zip(long, counts, strict=True) if tokens > allowance)
 
     def _section(self, path: str, text: str, elided: tuple[Range, ...]) -> tuple[str, int]:
         section = self.render(path, text, elided)
         return section, self.count([section])[0]
 
 
-def show_first(elided: tuple[Range, ...], lines: int) -> tuple[Range, ...]:
-    """``elided`` with its first ``lines`` elided lines shown again."""
+def show_first(
+    elided: tuple[Range, ...], lines: int, hidden: frozenset[int] = frozenset()
+) -> tuple[Range, ...]:
+    """``elided`` with its first ``lines`` elided lines shown again, passing over the lines of
+    ``hidden``, which stay elided."""
+    if hidden:
+        out: list[Range] = []
+        for a, b in elided:
+            for n in range(a, b + 1):
+                if lines > 0 and n not in hidden:
+                    lines -= 1
+                elif out and out[-1][1] == n - 1:
+                    out[-1] = (out[-1][0], n)
+                else:
+                    out.append((n, n))
+        return tuple(out)
     kept = []
     for a, b in elided:
         if lines >= b - a + 1:

@@ -139,13 +139,18 @@ def plan(
     while n > limit and choice:
         trim(options, choice, n - limit, compress)
         n = assemble(choice)
+    short = 0  # how far the estimates of the passes given up fell short of the exact counts
     for _ in range(PASSES):
         trial = dict(choice)
-        extend(options, trial, limit - n, compress, bounds, note)
+        room = limit - n - short
+        left = extend(options, trial, room, compress, bounds, note)
         if trial == choice:
             break
         m = assemble(trial)
         if m > limit:
-            break
+            # Try again with less room, or the next pass adds the same files (the ones trimmed
+            # above, say) and overshoots the same way: the rest of the budget would stay unused.
+            short += max(1, (m - n) - (room - left))
+            continue
         choice, n = trial, m
     return choice
