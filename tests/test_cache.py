@@ -114,6 +114,27 @@ def test_corrupt_cache_is_rebuilt(make_repo: MakeRepo, isolated_env: Path) -> No
     assert cached_rows(db) >= len(FILES)
 
 
+def test_a_cache_file_from_another_build_is_rebuilt_not_left_cold(
+    make_repo: MakeRepo, isolated_env: Path
+) -> None:
+    """The same file name with other columns (an older build's): every write failed silently and
+    every run stayed cold. Such a file is rebuilt, and the next run is warm."""
+    root = make_repo(FILES)
+    wholerepo.pack(root)
+    [path] = cache_files(isolated_env)
+    for suffix in ("", "-wal", "-shm"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE counts (key TEXT PRIMARY KEY, tokens INTEGER NOT NULL)")  # no digest
+    db.commit()
+    db.close()
+    first = wholerepo.pack(root)
+    tok = RecordingTokenizer(get_tokenizer(DEEPSEEK_V4))
+    warm = wholerepo.pack(root, tokenizer=tok)
+    assert tok.calls == [], "the run after the rebuild must be warm"
+    assert warm.text == first.text and cached_rows(path) >= len(FILES)
+
+
 def test_cache_dir_that_cannot_be_created_is_not_fatal(
     make_repo: MakeRepo, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

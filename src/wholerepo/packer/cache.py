@@ -76,6 +76,18 @@ def section_intact(count_key: str, section: str) -> bool:
     return isinstance(section, str) and text_key(tokenizer, section) == count_key
 
 
+# Every table's columns, as created; a file whose tables differ is rebuilt.
+TABLES = {
+    "counts": "key TEXT PRIMARY KEY, tokens INTEGER NOT NULL, digest TEXT NOT NULL",
+    "files": "key TEXT PRIMARY KEY, used INTEGER NOT NULL, reason TEXT, encoding TEXT,"
+    " lines INTEGER NOT NULL, count_key TEXT NOT NULL, redactions TEXT NOT NULL, section TEXT NOT NULL,"
+    " digest TEXT NOT NULL",
+    "parses": "key TEXT PRIMARY KEY, used INTEGER NOT NULL, meta TEXT NOT NULL, graph TEXT NOT NULL,"
+    " digest TEXT NOT NULL",
+    "blobs": "key TEXT PRIMARY KEY, used INTEGER NOT NULL, value TEXT NOT NULL, digest TEXT NOT NULL",
+}
+
+
 def default_cache_dir() -> Path:
     env = os.environ.get("WHOLEREPO_CACHE_DIR")
     if env:
@@ -112,23 +124,13 @@ class TokenCache:
             db = sqlite3.connect(path, timeout=30, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS counts (key TEXT PRIMARY KEY, tokens INTEGER NOT NULL,"
-                " digest TEXT NOT NULL)"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS files (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
-                " reason TEXT, encoding TEXT, lines INTEGER NOT NULL, count_key TEXT NOT NULL,"
-                " redactions TEXT NOT NULL, section TEXT NOT NULL, digest TEXT NOT NULL)"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS parses (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
-                " meta TEXT NOT NULL, graph TEXT NOT NULL, digest TEXT NOT NULL)"
-            )
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS blobs (key TEXT PRIMARY KEY, used INTEGER NOT NULL,"
-                " value TEXT NOT NULL, digest TEXT NOT NULL)"
-            )
+            for table, columns in TABLES.items():
+                db.execute(f"CREATE TABLE IF NOT EXISTS {table} ({columns})")
+                # A file of the same name from another build may hold other columns: every write
+                # would fail and every run stay cold, silently. Such a file is rebuilt.
+                found = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+                if found != [c.split()[0] for c in columns.split(", ")]:
+                    raise sqlite3.DatabaseError(f"the cache's {table} table has other columns")
             self.empty = db.execute("SELECT 1 FROM counts LIMIT 1").fetchone() is None
             return db
         except sqlite3.OperationalError as exc:
