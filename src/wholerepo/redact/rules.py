@@ -1131,7 +1131,10 @@ def find_tokens(rules: tuple[Rule, ...], lines: Lines) -> Iterator[Secret]:
         text = joined
         if rule.lower:
             text = low = low or lowered(joined)
-        if rule.gate and not any(m in text for m in rule.markers):
+        # Markers first where the regex starts with a class, and for any rule not compiled yet: a
+        # warm run checks a few file names, and compiling every rule for them costs 60 ms.
+        gated = rule.gate or (rule.markers and "pattern" not in vars(rule))
+        if gated and not any(m in text for m in rule.markers):
             continue
         for m in rule.pattern.finditer(text):
             start, end = m.span(rule.group)
