@@ -29,12 +29,13 @@ runs without PYTHONDONTWRITEBYTECODE, so an editable install gets its .pyc files
 one has them).
 
 Memory: a cold run of a large repository has two processes, the packer and its token-counting
-helper (countworker.py), and ``wait4`` reports the larger peak. One extra untimed cold and warm
-run goes through ``python -c`` calling the same CLI and printing ``getrusage`` for itself and for
-its children, which splits the peak by process. Each process is set against its floor, what it
-needs whatever the repository: the packer's is the same command on a one-file repository (warm:
-the interpreter and the imports); the helper's is the helper counting one short text (the
-tokenizer). What is above the floor is what grows with the repository.
+helper (a ProcessPoolExecutor worker, tokens/counter.py), and ``wait4`` reports the larger peak.
+One extra untimed cold and warm run goes through ``python -c`` calling the same CLI and printing
+``getrusage`` for itself and for its children, which splits the peak by process. Each process is
+set against its floor, what it needs whatever the repository: the packer's is the same command
+on a one-file repository (warm: the interpreter and the imports); the helper's is the helper
+counting one short text (the tokenizer). What is above the floor is what grows with the
+repository.
 
 Wall time is measured around fork/exec and ``os.wait4``; CPU time (user + sys) and peak RSS
 (``ru_maxrss``) come from the rusage ``wait4`` returns for the child (node's worker threads live
@@ -62,7 +63,6 @@ import platform
 import re
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -129,18 +129,10 @@ def by_process(python: Path, args: list[str], env: dict[str, str]) -> tuple[floa
 
 
 def helper_alone(python: Path, env: dict[str, str]) -> float:
-    """Peak RSS (MiB) of the token-counting helper counting one short text."""
-    proc = subprocess.Popen(
-        [str(python), "-m", "wholerepo.tokens.countworker", "deepseek-v4"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-    )
-    assert proc.stdin is not None and proc.stdout is not None
-    text = b"hello\n"
-    proc.stdin.write(struct.pack("<I", len(text)) + text + struct.pack("<II", 0xFFFFFFFE, 0xFFFFFFFF))
-    proc.stdin.close()
-    proc.stdout.read()
+    """Peak RSS (MiB) of a process that loads the tokenizer and counts one short text: the floor
+    of the counting worker a cold run starts (tokens/counter.py)."""
+    code = "from wholerepo.tokens import get_tokenizer; get_tokenizer('deepseek-v4').count('hello')"
+    proc = subprocess.Popen([str(python), "-c", code], env=env)
     _, _, usage = os.wait4(proc.pid, 0)
     return usage.ru_maxrss / 1024
 
