@@ -277,6 +277,28 @@ def test_pull_request_target_trusts_nothing_from_the_head(world: World) -> None:
         assert len(git(world.ws, "worktree", "list").splitlines()) == 1
 
 
+def test_a_pull_request_cannot_hide_its_own_files_from_its_review(world: World) -> None:
+    """Selection files are the checkout's: a pull request that adds a .wholerepoignore and
+    linguist attributes naming its new files would send them only as names. Then none apply."""
+    world.commit(
+        {
+            "backdoor.py": "def backdoor():\n    return 'HIDDEN-PAYLOAD-1f3a'\n",
+            "gen/blob.py": "TABLE = 'HIDDEN-PAYLOAD-7c2e'\n",
+            ".wholerepoignore": "backdoor.py\n",
+            ".gitattributes": "gen/** linguist-generated\n",
+        },
+        "hide a file",
+    )
+    world.push()
+    world.checkout()
+    world.model.script(reply(finding()))
+    result = world.run()
+    assert result.exit_code == 0, result.output
+    request = world.model.chats[0].body.decode()
+    assert "HIDDEN-PAYLOAD-1f3a" in request and "HIDDEN-PAYLOAD-7c2e" in request
+    assert "cannot hide its own files from this review" in world.summary()["body"]
+
+
 def test_a_secondary_rate_limit_is_waited_out(world: World) -> None:
     world.gh.fail(
         "POST",

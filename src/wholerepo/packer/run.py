@@ -88,7 +88,7 @@ def _read_ignore_file(place: Path) -> list[str] | None:
     return text.decode("utf-8", "replace").splitlines()
 
 
-def _rules(listing: Listing, settings: Settings) -> filters.Rules:
+def _rules(listing: Listing, settings: Settings, *, ignore_files: bool = True) -> filters.Rules:
     """Selection rules, with every .wholerepoignore from the repository root down.
 
     The packed directory's own file and those of its parent directories (up to the repository
@@ -98,6 +98,16 @@ def _rules(listing: Listing, settings: Settings) -> filters.Rules:
     prefix = ""
     if listing.repo_root is not None and listing.repo_root != listing.root:
         prefix = listing.root.relative_to(listing.repo_root).as_posix() + "/"
+    if not ignore_files:
+        return filters.Rules.build(
+            settings.include,
+            settings.exclude,
+            None,
+            settings.max_file_size,
+            root_prefix=prefix,
+            vendored=filters.vendored_roots(c.fs_path for c in listing.candidates),
+        )
+    if prefix and listing.repo_root is not None:
         parts = prefix.split("/")[:-1]
         for depth in range(len(parts)):
             base = "".join(part + "/" for part in parts[:depth])
@@ -148,6 +158,7 @@ def pack(
     omit: Iterable[str | os.PathLike[str]] = (),
     focus: Focus | None = None,
     explain: bool = False,
+    selection_files: bool = True,
     **options: Any,
 ) -> Pack:
     """Pack the repository (or plain directory) at ``path``.
@@ -159,6 +170,8 @@ def pack(
     and manifest): left out of the listing, so packing twice into the repository gives the same text.
     ``focus`` (the files a diff changed) ranks those files and their imports first when the
     repository exceeds the budget; ``explain`` ranks the files even when everything fits.
+    ``selection_files=False`` applies no ``.wholerepoignore`` file and no linguist attribute of
+    the checkout: a pull request that changes them cannot hide its own files from its review.
     """
     if isinstance(tokenizer, str):  # the setting (a tokenizer's name), not a loaded Tokenizer
         options["tokenizer"], tokenizer = tokenizer, None
@@ -184,7 +197,11 @@ def pack(
     if not listing.candidates:
         where = "repository" if listing.in_git else "directory"
         raise UsageError(f"nothing to pack: the {where} at {root} lists no files")
-    rules = _rules(listing, settings)
+    if not selection_files:
+        listing = replace(
+            listing, candidates=tuple(replace(c, attributes=frozenset()) for c in listing.candidates)
+        )
+    rules = _rules(listing, settings, ignore_files=selection_files)
     warnings = list(rules.warnings)
     _check_include(listing, rules, settings, warnings)
     work = [_Work(c) for c in listing.candidates]

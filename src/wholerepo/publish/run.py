@@ -795,7 +795,25 @@ def _review_and_publish(
     found = probe_blocking(settings, OpenAICompatible(endpoint, on_event=events))
     if found.model != endpoint.model:
         endpoint = replace(endpoint, model=found.model)
-    p = plan(head_dir, settings, found.window, model=found.model, base=focus, on_progress=update)
+    # The checkout's .wholerepoignore files and linguist attributes choose what is sent. A pull
+    # request that changes them could hide its own files from its review: then none are applied.
+    changed = workspace.changed_paths(root, merge_base, pr.head_sha) if merge_base else []
+    selection = [c for c in changed if c.rsplit("/", 1)[-1] in (".wholerepoignore", ".gitattributes")]
+    if selection:
+        notes.append(
+            f"this pull request changes {', '.join(sorted(selection)[:3])}: the checkout's"
+            " .wholerepoignore files and linguist attributes were not applied, so it cannot hide its"
+            " own files from this review"
+        )
+    p = plan(
+        head_dir,
+        settings,
+        found.window,
+        model=found.model,
+        base=focus,
+        on_progress=update,
+        selection_files=not selection,
+    )
     events(f"sending {len(p.pack.included):,} files, {p.prompt_tokens:,} prompt tokens to {p.model} ({mode})")
     chat = OpenAICompatible(endpoint, on_event=events, on_progress=update)
     reviewed = review_blocking(p, chat, tool_version=str(__version__), on_event=events)

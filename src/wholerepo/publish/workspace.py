@@ -143,6 +143,14 @@ def diff_text(root: Path, base: str, head: str) -> str:
     return proc.stdout.decode("utf-8", "replace") if proc.returncode == 0 else ""
 
 
+def changed_paths(root: Path, base: str, head: str) -> list[str]:
+    """The paths the pull request adds, changes, renames (both names) or deletes."""
+    proc = git(root, "diff", "--name-only", "-z", "--no-renames", base, head, check=False)
+    if proc.returncode != 0:
+        return []
+    return [p for p in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if p]
+
+
 def commits_between(root: Path, older: str, newer: str, path: str, limit: int = 50) -> list[str]:
     """Commits after ``older`` up to ``newer`` that touch ``path``, oldest first."""
     proc = git(

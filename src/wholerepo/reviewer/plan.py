@@ -185,6 +185,7 @@ def plan(
     base: str | None = None,
     on_progress: Progress | None = None,
     explain: bool = False,
+    selection_files: bool = True,
 ) -> Plan:
     """Pack ``path`` into the room the window leaves and build the exact request.
 
@@ -224,6 +225,7 @@ def plan(
             keep_file_text=False,
             focus=_focus(diff),
             explain=explain,
+            selection_files=selection_files,
         )
     except BudgetError as exc:
         if budget == settings.budget and budget < room:
