@@ -361,3 +361,21 @@ def test_pack_api_rejects_unknown_options(repo: Path) -> None:
 def test_models_default_timeout_is_short() -> None:
     result = CliRunner().invoke(main, ["models", "--help"])
     assert "[default: 20]" in result.stdout
+
+
+def test_a_key_sent_over_plain_http_off_this_machine_is_warned_about(repo: Path) -> None:
+    env = {"OPENAI_API_KEY": OA_KEY}
+    far = invoke("review", str(repo), "--dry-run", "--base-url", "http://llm.invalid/v1", env=env)
+    assert far.exit_code == 0, far.stderr  # the host does not resolve: the dry run goes on
+    assert "the API key (OPENAI_API_KEY) goes to llm.invalid over plain http" in far.stderr
+    for url in (
+        "https://llm.invalid/v1",
+        "http://localhost:9/v1",
+        "http://127.0.0.1:9/v1",
+        "http://[::1]:9/v1",
+    ):
+        near = invoke("review", str(repo), "--dry-run", "--base-url", url, env=env)
+        assert near.exit_code == 0, (url, near.stderr)
+        assert "plain http" not in near.stderr, url
+    keyless = invoke("review", str(repo), "--dry-run", "--base-url", "http://llm.invalid/v1")
+    assert "plain http" not in keyless.stderr  # no key, nothing to read

@@ -380,6 +380,7 @@ def _probe_all(settings: Any, urls: list[str], dry: bool) -> list[tuple[str, Any
             require_api_key(url, s.api_key_env, also="--dry-run needs no key")
         endpoint = Endpoint.from_settings(s)
         register_secret(endpoint.api_key)
+        print_warnings(endpoint.warnings)
         p = probe_blocking(s, OpenAICompatible(endpoint))
         found.append((url, s, p, p.notes))
     return found

@@ -189,6 +189,7 @@ def _evaluate(ctx: click.Context, params: dict[str, Any]) -> int:
     checkpoint = Checkpoint(checkpoint_file, fresh=params["fresh"])
     endpoint = Endpoint.from_settings(settings)
     register_secret(endpoint.api_key)
+    print_warnings(endpoint.warnings)
     quiet = params["quiet"]
 
     def event(message: str) -> None:

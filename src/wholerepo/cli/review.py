@@ -182,7 +182,9 @@ def _dry_run(path: Path, settings: Any, params: dict[str, Any]) -> None:
         from .output import register_secret
 
         register_secret(key)
-        chat = OpenAICompatible(Endpoint.from_settings(settings))
+        endpoint = Endpoint.from_settings(settings)
+        print_warnings(endpoint.warnings)
+        chat = OpenAICompatible(endpoint)
     found = _probe(settings, chat, not_asked, _raw_path(params["output"], params["output_dir"]))
     progress = reporter(params["quiet"])
     try:
@@ -245,6 +247,7 @@ def _review(
     require_api_key(settings.base_url, settings.api_key_env, also="--dry-run needs no key")
     endpoint = Endpoint.from_settings(settings)
     register_secret(endpoint.api_key)
+    print_warnings(endpoint.warnings)
     progress = reporter(quiet)
     try:
         found = _probe(settings, OpenAICompatible(endpoint, on_event=progress.event), None, raw_file)

@@ -31,6 +31,18 @@ def is_deepseek(url: str) -> bool:
     return host == "deepseek.com" or host.endswith(".deepseek.com")
 
 
+def _is_local(host: str) -> bool:
+    """Loopback names and addresses: plain http never leaves this machine."""
+    import ipaddress
+
+    if host.lower() in ("localhost", "localhost.localdomain") or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def public_url(url: str) -> str:
     """The URL without user:password, query or fragment, fit to print and save."""
     return safe_url(url)
@@ -110,6 +122,17 @@ class Endpoint:
             thinking=settings.thinking,
             stream=settings.stream,
         )
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """What a user should know before the key goes out: in clear text over the network."""
+        parts = urlsplit(self.base_url)
+        if self.api_key and parts.scheme.lower() == "http" and not _is_local(parts.hostname or ""):
+            return (
+                f"the API key ({self.key_variable}) goes to {parts.hostname} over plain http: anyone on"
+                " the way can read it (use https, or a server on this machine)",
+            )
+        return ()
 
     @property
     def is_deepseek(self) -> bool:

@@ -791,6 +791,8 @@ def _review_and_publish(
 
     endpoint = Endpoint.from_settings(settings)
     register_secret(endpoint.api_key)
+    for warning in endpoint.warnings:
+        events(f"warning: {warning}")
     update = progress.update if progress is not None else None
     found = probe_blocking(settings, OpenAICompatible(endpoint, on_event=events))
     if found.model != endpoint.model:
