@@ -493,9 +493,11 @@ def _inline_start(text: str, at: int) -> int:
 # <password>VALUE</password>, <ns:apiKey attr="...">VALUE</ns:apiKey>: a try starts at each "<",
 # and neither the attributes nor the value read past the next "<".
 _ELEMENT = re.compile(r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?>([^<>\n]{1,500})</\1\s{0,4}>")
-# <password><![CDATA[VALUE]]></password>
+# <password><![CDATA[VALUE]]></password>: the value may hold "<" (CDATA's reason to exist), but
+# not the start of a tag, so a failed try stops at the next one instead of reading 500 characters.
 _CDATA_ELEMENT = re.compile(
-    r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?><!\[CDATA\[([^\]\n]{1,500})\]\]></\1\s{0,4}>"
+    r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?><!\[CDATA\["
+    r"((?:[^\]\n<]|<(?![A-Za-z_][\w.:\-]{0,80}[\s/>]|[/!?])){1,500})\]\]></\1\s{0,4}>"
 )
 # <entry key="db.password">VALUE</entry>: the element's own name says nothing, its key does.
 _NAMING_ATTRIBUTE = re.compile(r"\s(?:key|name)\s{0,4}=\s{0,4}[\"']([\w.:\-]{1,100})[\"']", re.IGNORECASE)
