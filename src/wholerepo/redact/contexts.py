@@ -493,12 +493,11 @@ def _inline_start(text: str, at: int) -> int:
 # <password>VALUE</password>, <ns:apiKey attr="...">VALUE</ns:apiKey>: a try starts at each "<",
 # and neither the attributes nor the value read past the next "<".
 _ELEMENT = re.compile(r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?>([^<>\n]{1,500})</\1\s{0,4}>")
-# <password><![CDATA[VALUE]]></password>: the value may hold "<" (CDATA's reason to exist), but
-# not the start of a tag, so a failed try stops at the next one instead of reading 500 characters.
-_CDATA_ELEMENT = re.compile(
-    r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?><!\[CDATA\["
-    r"((?:[^\]\n<]|<(?![A-Za-z_][\w.:\-]{0,80}[\s/>]|[/!?])){1,500})\]\]></\1\s{0,4}>"
-)
+# <password><![CDATA[VALUE]]></password>, found from each "<![CDATA[" with bounded searches (no
+# regex reads the value, so a failed try costs one scan of at most 500 characters).
+_OPEN_TAG = re.compile(r"<([A-Za-z_][\w.:\-]{0,80})(\s[^<>]{0,300})?>")
+_CLOSE_END = re.compile(r"\s{0,4}>")
+_CDATA = "<![CDATA["
 # <entry key="db.password">VALUE</entry>: the element's own name says nothing, its key does.
 _NAMING_ATTRIBUTE = re.compile(r"\s(?:key|name)\s{0,4}=\s{0,4}[\"']([\w.:\-]{1,100})[\"']", re.IGNORECASE)
 # <add key="Password" value="VALUE"/>, <property name="db.password" value="VALUE"/>
@@ -539,11 +538,10 @@ def markup(text: str, example: bool) -> Iterator[Secret]:
         if kind is not None:
             start = m.start(3) + raw.index(value)
             yield Secret(kind, ((start, start + len(value)),))
-    if "CDATA" in text:
-        for m in _CDATA_ELEMENT.finditer(text):
-            kind = _named_value(m.group(1).rsplit(":", 1)[-1], m.group(3), example)
-            if kind is not None:
-                yield Secret(kind, (m.span(3),))
+    for name, start, end in _cdata_values(text):
+        kind = _named_value(name.rsplit(":", 1)[-1], text[start:end], example)
+        if kind is not None:
+            yield Secret(kind, ((start, end),))
     for m in _KEY_VALUE_TAG.finditer(text):
         attributes = {k.lower(): (v, s) for k, v, s in _attributes(m)}
         name = (attributes.get("key") or attributes.get("name") or ("", 0))[0]
@@ -553,6 +551,25 @@ def markup(text: str, example: bool) -> Iterator[Secret]:
         kind = _named_value(name, value, example) if value else None
         if kind is not None:
             yield Secret(kind, ((start, start + len(value)),))
+
+
+def _cdata_values(text: str) -> Iterator[tuple[str, int, int]]:
+    """(element name, value start, value end) of each ``<name ...><![CDATA[value]]></name>``."""
+    at = text.find(_CDATA)
+    while at != -1:
+        start = at + len(_CDATA)
+        end = text.find("]]>", start, start + 503)
+        if end > start and "\n" not in text[start:end]:
+            lt = text.rfind("<", max(0, at - 400), at)
+            tag = _OPEN_TAG.fullmatch(text, lt, at) if lt != -1 else None
+            close = end + 3 + 2 + len(tag.group(1)) if tag else -1
+            if (
+                tag is not None
+                and text.startswith("</" + tag.group(1), end + 3)
+                and _CLOSE_END.match(text, close)
+            ):
+                yield tag.group(1), start, end
+        at = text.find(_CDATA, start)
 
 
 def _attributes(tag: re.Match[str]) -> Iterator[tuple[str, str, int]]:
