@@ -347,6 +347,9 @@ def assigned(lines: Lines, example: bool = False) -> Iterator[Secret]:
     (``credential_like``): entropy alone kept one random lower-case key in fifty.
     """
     low = lowered(lines.text)
+    # Judged once per distinct name and value: a generated file repeats them by the thousand.
+    plain_name: dict[str, bool] = {}
+    secret_value: dict[tuple[str, bool], bool] = {}
     for keyword, regex in _KEYWORD_VALUES:
         is_password = keyword in ("passw", "pwd", "passphrase")
         for m in regex.finditer(low):
@@ -355,14 +358,18 @@ def assigned(lines: Lines, example: bool = False) -> Iterator[Secret]:
                 or low.startswith("apikey", m.start() - 3)
             ):
                 continue  # a bare "key" names dictionary keys, not credentials
-            name_start = _name_start(low, m.start())
-            if not_a_secret_name(lines.text[name_start : m.end(1)]):
+            name = lines.text[_name_start(low, m.start()) : m.end(1)]
+            if name not in plain_name:
+                plain_name[name] = not_a_secret_name(name)
+            if plain_name[name]:
                 continue  # token_id, NextToken, page_token: identifiers and cursors
             start, end = m.span(3)
             value = lines.text[start:end]
             # After a quoted name and a "," the name may be a list's item, not a setter's.
             named = not example and "," not in low[m.end(1) : m.start(2)]
-            if not (random_looking(value) or (named and credential_like(value))):
+            if (value, named) not in secret_value:
+                secret_value[value, named] = random_looking(value) or (named and credential_like(value))
+            if not secret_value[value, named]:
                 continue
             pos, _, _ = lines.locate(start)
             yield Secret("password" if is_password else "high-entropy", ((pos, pos + len(value)),))
