@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -210,6 +211,9 @@ def test_a_user_file_named_by_the_variable_must_exist(make_repo: MakeRepo, tmp_p
     missing = tmp_path / "confg.toml"
     line = one_line_error(run("pack", str(root), env={"WHOLEREPO_CONFIG": str(missing)}))
     assert "WHOLEREPO_CONFIG" in line and "confg.toml" in line
+    # /dev/null names no file on purpose: no user configuration, no error.
+    ok = run("pack", str(root), "-q", env={"WHOLEREPO_CONFIG": os.devnull})
+    assert ok.exit_code == 0, ok.stderr
 
 
 def test_both_repository_files_warn_which_one_is_read(make_repo: MakeRepo) -> None:

@@ -239,8 +239,9 @@ def load_settings(
     # Trusted layers, read first: they decide how far the repository is trusted.
     file = user_config_file(environ) if user_file == "default" else user_file
     named = environ.get("WHOLEREPO_CONFIG")
-    if user_file == "default" and named and file is not None and not file.is_file():
-        # Named on purpose: a typo must not silently drop one's own settings (key, endpoint).
+    if user_file == "default" and named and file is not None and not file.is_file() and named != os.devnull:
+        # Named on purpose: a typo must not silently drop one's own settings (key, endpoint);
+        # /dev/null says "no user file" on purpose.
         raise ConfigError(f"WHOLEREPO_CONFIG={named}: no such file", "unset it to use the default file")
     user_values: dict[str, Any] = {}
     if file is not None:
