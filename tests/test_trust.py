@@ -5,6 +5,7 @@ the user's, and checks that the attacker receives nothing and nothing runs."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,6 +172,15 @@ def test_a_symlinked_config_is_not_followed(make_repo: MakeRepo, tmp_path: Path)
     settings = load_settings([root], env={}, user_file=None)
     assert settings.style == "xml"
     assert any("symbolic link" in w for w in settings.warnings)
+
+
+def test_a_config_that_is_a_fifo_or_a_directory_is_not_opened(make_repo: MakeRepo) -> None:
+    root = make_repo({"a.py": "a = 1\n"})
+    os.mkfifo(root / ".wholerepo.toml")  # opening it to read would wait for a writer forever
+    (root / "pyproject.toml").mkdir()
+    settings = load_settings([root], env={}, user_file=None)
+    assert settings.style == "xml"
+    assert sum("not a regular file, not read" in w for w in settings.warnings) == 2
 
 
 def test_allowed_keys_still_work_from_the_repository(make_repo: MakeRepo) -> None:

@@ -179,7 +179,8 @@ def _repository_file(directory: Path, warnings: list[str]) -> tuple[dict[str, An
             # A link could point anywhere on the reviewer's machine: never followed.
             warnings.append(f"{file}: a symbolic link, not read")
             continue
-        if not stat.S_ISREG(info.st_mode):
+        if not stat.S_ISREG(info.st_mode):  # a directory, a FIFO, a device: never opened
+            warnings.append(f"{file}: not a regular file, not read")
             continue
         try:
             data = _read_toml(file, MAX_REPOSITORY_FILE)
