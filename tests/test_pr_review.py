@@ -425,6 +425,15 @@ def test_a_refusal_without_a_token_says_to_set_github_token(world: World) -> Non
     assert not any("authorization" in r.headers for r in world.gh.requests)
 
 
+def test_a_refused_read_asks_for_read_permission_not_write(world: World) -> None:
+    world.gh.fail("GET", r"/repos/", 404, times=50, body={"message": "Not Found"})
+    world.model.script(reply(finding()))
+    result = world.run("--dry-run")
+    assert result.exit_code != 0
+    line = result.stderr.strip().splitlines()[-1]
+    assert "404" in line and "can read this repository" in line and "write" not in line, line
+
+
 def test_a_github_host_that_does_not_resolve_fails_at_once(world: World) -> None:
     # Retrying cannot bring back DNS: one line, no waits (the retries would take 1+2+4+8 s here).
     result = world.run(env={"GITHUB_API_URL": "http://api.github.invalid", "WHOLEREPO_MAX_RETRIES": "4"})

@@ -308,6 +308,8 @@ class GitHub:
                 "no token was sent: set GITHUB_TOKEN (in a workflow: env: GITHUB_TOKEN:"
                 " ${{ secrets.GITHUB_TOKEN }})"
             )
+        elif status in (401, 403, 404) and label.startswith("GET "):
+            hint = "check that the token can read this repository (contents: read, pull-requests: read)"
         elif status in (401, 403, 404):
             hint = (
                 "check the token and its permissions (pull-requests: write, issues: write, contents: read);"
