@@ -29,7 +29,7 @@ from ..packer import Pack, PackedFile, pack
 from ..packer import render as styles
 from ..packer.cache import TokenCache, default_cache_dir
 from ..packer.run import code_digest, fit_inputs_of, texts_of
-from ..reviewer.plan import Frame, Plan, Window, frame, plan_pack
+from ..reviewer.plan import Frame, Plan, Window, frame, plan_pack, window_label
 from ..reviewer.prompts import REPOSITORY_HEAD, SYSTEM
 from ..reviewer.result import NotSent
 from ..settings import Settings
@@ -461,8 +461,7 @@ def dry_run_text(report: Mapping[str, Any]) -> str:
         f"  budget:         {report['budget']:,} tokens of repository (map and files) a request,"
         f" plus {report['instruction_tokens']:,} of instructions and up to"
         f" {report['max_output_tokens']:,} of output",
-        f"  context window: {report['context_window']:,}"
-        f" ({Window(0, report['context_window_source']).label})",
+        f"  context window: {report['context_window']:,} ({window_label(report['context_window_source'])})",
         f"  map:            {report['map_tokens']:,} tokens ({report['map_outlines']:,} outlines),"
         f" shared prefix {report['shared_prefix_tokens']:,} tokens in every request",
         f"  requests:       {report['requests']:,} ({report['files_in_shards']:,} files)",

@@ -22,9 +22,9 @@ from .groups import DefaultCommand, DefaultGroup
 from .options import (
     audit_pack_options,
     check_path,
-    dash_is_stdout,
     flag_overrides,
     fmt,
+    output_option,
     plural,
     print_warnings,
     reporter,
@@ -90,11 +90,7 @@ def _report_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--format", "formats", type=click.Choice(FORMATS), multiple=True,
             help="Report format; repeat with --output-dir for several [default: markdown].",
         ),
-        click.option(
-            "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-            default=None, callback=dash_is_stdout,
-            help="Write the report here [default: standard output; - for standard output].",
-        ),
+        output_option("the report"),
         click.option(
             "--output-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
             help="Write review.md / review.sarif / review.json here.",
@@ -191,10 +187,7 @@ def audit_all(ctx: click.Context, /, **params: Any) -> None:
 
 @audit_command.command("plan")
 @_endpoint_options
-@click.option(
-    "-o", "--output", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path), default=None,
-    callback=dash_is_stdout, help="Write the plan here [default: standard output; - for standard output].",
-)  # fmt: skip
+@output_option("the plan")
 @click.pass_context
 def audit_plan(ctx: click.Context, /, **params: Any) -> None:
     """Write the deterministic shard plan: a JSON list, one entry per shard, for a CI matrix.

@@ -15,7 +15,7 @@ import click
 
 from .errors import echo_err, handled_errors
 from .groups import DefaultCommand, DefaultGroup
-from .options import dash_is_stdout, flag_overrides, plural, print_warnings
+from .options import flag_overrides, output_option, plural, print_warnings
 from .review import review_command
 
 MODES = ("diff", "repo", "fit")
@@ -57,15 +57,7 @@ def eval_group() -> None:
     metavar="N",
     help="Review every case N times per mode; the report gives the spread [default: 1].",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    default=None,
-    callback=dash_is_stdout,
-    help="Write the report here (the checkpoint goes beside it) [default: standard output; - for"
-    " standard output].",
-)
+@output_option("the report (the checkpoint goes beside it)")
 @click.option(
     "--format",
     "report_format",

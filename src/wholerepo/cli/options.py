@@ -17,9 +17,21 @@ from .errors import Interrupts, echo_err
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def dash_is_stdout(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
-    """``-o -`` means standard output, as it does for most command-line tools."""
+def _dash_is_stdout(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
     return None if value is not None and str(value) == "-" else value
+
+
+def output_option(what: str) -> Callable[[F], F]:
+    """``-o FILE``: where ``what`` goes instead of standard output; ``-o -`` means standard output,
+    as it does for most command-line tools (the command sees None)."""
+    return click.option(
+        "-o",
+        "--output",
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
+        default=None,
+        callback=_dash_is_stdout,
+        help=f"Write {what} here [default and -: standard output].",
+    )
 
 
 def pack_options(func: F) -> F:

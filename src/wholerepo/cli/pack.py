@@ -11,10 +11,10 @@ import click
 from .errors import echo_err, handled_errors
 from .options import (
     check_path,
-    dash_is_stdout,
     fit_focus,
     flag_overrides,
     fmt,
+    output_option,
     pack_options,
     plural,
     print_explanation,
@@ -26,14 +26,7 @@ from .options import (
 
 @click.command("pack")
 @pack_options
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    default=None,
-    callback=dash_is_stdout,
-    help="Write the pack here instead of standard output (- for standard output).",
-)
+@output_option("the pack")
 @click.option(
     "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),

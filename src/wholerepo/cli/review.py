@@ -14,9 +14,9 @@ from ..settings import FAIL_ON, FAIL_ON_SCOPES, FORMATS, THINKING
 from .errors import Interrupts, Terminated, echo_err, handled_errors
 from .options import (
     check_path,
-    dash_is_stdout,
     flag_overrides,
     fmt,
+    output_option,
     plural,
     print_explanation,
     print_warnings,
@@ -53,14 +53,7 @@ from .options import (
     multiple=True,
     help="Report format; repeat with --output-dir for several [default: markdown].",
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
-    default=None,
-    callback=dash_is_stdout,
-    help="Write the report here [default: standard output; - for standard output].",
-)
+@output_option("the report")
 @click.option(
     "--output-dir",
     type=click.Path(file_okay=False, path_type=Path),

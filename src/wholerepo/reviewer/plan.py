@@ -64,10 +64,14 @@ class Window:
 
     @property
     def label(self) -> str:
-        """The source as messages show it: a default is a guess the user may need to correct."""
-        if self.source == "default":
-            return "default: the endpoint did not report its window; pass --context-window if it differs"
-        return self.source
+        return window_label(self.source)
+
+
+def window_label(source: str) -> str:
+    """A window's source as messages show it: a default is a guess the user may need to correct."""
+    if source == "default":
+        return "default: the endpoint did not report its window; pass --context-window if it differs"
+    return source
 
 
 @dataclass(frozen=True)
@@ -287,7 +291,8 @@ def plan_diff(
     if prompt_tokens + max_tokens > window.tokens:
         raise PromptTooLargeError(
             f"the prompt does not fit: the diff and instructions take {prompt_tokens:,} tokens and"
-            f" --max-output-tokens {max_tokens:,} in the {window.tokens:,}-token window ({window.label})",
+            f" {settings.named('max_output_tokens')} {max_tokens:,} in the {window.tokens:,}-token window"
+            f" ({window.label})",
             _window_advice(settings) + ", or pick a nearer --base",
         )
     changed = sorted(f.path for f in diff.files if f.path)
@@ -373,6 +378,13 @@ def output_limit(settings: Settings, window: Window) -> int:
     if "max_output_tokens" in settings.sources:
         return settings.max_output_tokens
     return min(settings.max_output_tokens, max(1024, window.tokens // 4))
+
+
+def output_limit_source(settings: Settings, limit: int) -> str:
+    """Where ``output_limit``'s answer came from, as the dry run shows it."""
+    if "max_output_tokens" in settings.sources:
+        return settings.named("max_output_tokens")
+    return "default" if limit == settings.max_output_tokens else "a quarter of the window"
 
 
 def _window_advice(settings: Settings) -> str:
@@ -519,9 +531,7 @@ def dry_run_report(p: Plan, probe_notes: tuple[str, ...] = ()) -> dict[str, Any]
         "repository_tokens": p.pack.prompt_tokens,
         "prompt_tokens": p.prompt_tokens,
         "max_output_tokens": p.max_tokens,
-        "max_output_tokens_source": settings.named("max_output_tokens")
-        if "max_output_tokens" in settings.sources
-        else ("default" if p.max_tokens == settings.max_output_tokens else "a quarter of the window"),
+        "max_output_tokens_source": output_limit_source(settings, p.max_tokens),
         "context_window": p.window.tokens,
         "context_window_source": p.window.source,
         "budget": p.budget,
@@ -574,8 +584,7 @@ def dry_run_text(report: Mapping[str, Any]) -> str:
         f"  prompt tokens:  {report['prompt_tokens']:,} exact ({report['tokenizer']}),"
         f" of which the repository {report['repository_tokens']:,}",
         f"  output tokens:  up to {report['max_output_tokens']:,} ({report['max_output_tokens_source']})",
-        f"  context window: {report['context_window']:,}"
-        f" ({Window(0, report['context_window_source']).label})",
+        f"  context window: {report['context_window']:,} ({window_label(report['context_window_source'])})",
     ]
     dropped = left_out_text(report["not_sent"])
     if dropped:
