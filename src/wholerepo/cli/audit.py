@@ -356,7 +356,7 @@ def _prepare_outputs(targets: list[tuple[str, Path | None]]) -> None:
 def _probe_all(settings: Any, urls: list[str], dry: bool) -> list[tuple[str, Any, Any, tuple[str, ...]]]:
     """(url, settings, probe, notes) per endpoint: the window and model each reports."""
     from ..llm.openai_compat import OpenAICompatible
-    from ..llm.policy import Endpoint, find_api_key, is_deepseek, require_api_key
+    from ..llm.policy import Endpoint, find_api_key, is_deepseek
     from ..reviewer import probe_blocking
     from .output import register_secret
 
@@ -369,9 +369,7 @@ def _probe_all(settings: Any, urls: list[str], dry: bool) -> list[tuple[str, Any
                 p = probe_blocking(s, None, not_asked=f"no API key ({names[0]} is not set)")
                 found.append((url, s, p, p.notes))
                 continue
-        else:
-            require_api_key(url, s.api_key_env, also="--dry-run needs no key")
-        endpoint = Endpoint.from_settings(s)
+        endpoint = Endpoint.from_settings(s, also="" if dry else "--dry-run needs no key")
         register_secret(endpoint.api_key)
         print_warnings(endpoint.warnings)
         p = probe_blocking(s, OpenAICompatible(endpoint))

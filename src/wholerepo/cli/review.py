@@ -231,14 +231,13 @@ def _review(
 
     from .. import __version__
     from ..llm.openai_compat import OpenAICompatible
-    from ..llm.policy import Endpoint, require_api_key
+    from ..llm.policy import Endpoint
     from ..report import render
     from ..reviewer import failing, left_out, left_out_text, review_blocking
     from .output import register_secret, write_atomic, write_stdout
 
     quiet = params["quiet"]
-    require_api_key(settings.base_url, settings.api_key_env, also="--dry-run needs no key")
-    endpoint = Endpoint.from_settings(settings)
+    endpoint = Endpoint.from_settings(settings, also="--dry-run needs no key")
     register_secret(endpoint.api_key)
     print_warnings(endpoint.warnings)
     progress = reporter(quiet)

@@ -101,15 +101,21 @@ class Endpoint:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, model: str | None = None, env: Mapping[str, str] | None = None
+        cls,
+        settings: Settings,
+        *,
+        model: str | None = None,
+        env: Mapping[str, str] | None = None,
+        also: str = "",
     ) -> Endpoint:
-        scheme = urlsplit(settings.base_url).scheme.lower()
-        if scheme not in ("http", "https") or not urlsplit(settings.base_url).netloc:
+        """The endpoint the settings name; ``also`` ends a missing key's advice (require_api_key)."""
+        parts = urlsplit(settings.base_url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
             raise UsageError(
                 f"{settings.named('base_url')} {settings.base_url!r} is not an http(s) URL",
                 "write it in full, e.g. http://127.0.0.1:8080/v1",
             )
-        key = require_api_key(settings.base_url, settings.api_key_env, env)
+        key = require_api_key(settings.base_url, settings.api_key_env, env, also=also)
         return cls(
             base_url=settings.base_url,
             model=model or settings.model or DEFAULT_MODEL,
